@@ -1,0 +1,205 @@
+//! The crate's one error type: an opaque [`Error`] with a [`ErrorKind`] to match on.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::runtime::TimeoutKind;
+
+/// What went wrong, in a form a program can match on.
+///
+/// The same table drives the C error codes and the Python exceptions, so a kind never changes
+/// meaning once released; new kinds may be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The caller passed something invalid (a zero timeout, an empty id, bad JSON arguments).
+    InvalidInput,
+    /// The runtime, a provider or a subagent is configured wrongly.
+    Config,
+    /// `max_queued` tasks are already waiting for an execution slot. Retryable.
+    QueueFull,
+    /// A time limit fired; [`Error::timeout_kind`] says which one.
+    Timeout,
+    /// The task was cancelled by the host (`cancel`, `cancel_all`, shutdown, a dropped handle).
+    Cancelled,
+    /// The runtime has shut down and takes no more work.
+    Shutdown,
+    /// The job panicked; the message carries the panic message.
+    Panic,
+    /// An I/O operation failed.
+    Io,
+    /// The job failed for a reason of its own.
+    Other,
+    /// A bug in subtask: please report it.
+    Internal,
+}
+
+impl ErrorKind {
+    /// A short lowercase name, stable across releases (used in logs, C and Python).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidInput => "invalid input",
+            ErrorKind::Config => "configuration",
+            ErrorKind::QueueFull => "queue full",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Shutdown => "shutdown",
+            ErrorKind::Panic => "panic",
+            ErrorKind::Io => "i/o",
+            ErrorKind::Other => "failed",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error from subtask: a [`kind`](Error::kind) to match on and a message that says what
+/// was wrong and what to do next.
+///
+/// Cheap to clone (the source, if any, is shared), so one error can go to the caller and to
+/// the observers of a task.
+#[derive(Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    timeout: Option<TimeoutKind>,
+    retryable: bool,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+/// Shorthand for `std::result::Result<T, subtask::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An error of `kind` with a message. Retryable if the kind usually is (only `QueueFull`).
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            message: message.into(),
+            timeout: None,
+            retryable: kind == ErrorKind::QueueFull,
+            source: None,
+        }
+    }
+
+    /// A failure of a job's own (kind [`ErrorKind::Other`]).
+    pub fn other(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Other, message)
+    }
+
+    /// Invalid input from the caller (kind [`ErrorKind::InvalidInput`]).
+    pub fn invalid_input(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::InvalidInput, message)
+    }
+
+    /// A configuration error (kind [`ErrorKind::Config`]).
+    pub fn config(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Config, message)
+    }
+
+    /// A timeout of the given limit (kind [`ErrorKind::Timeout`]).
+    pub fn timeout(limit: TimeoutKind, message: impl Into<String>) -> Error {
+        let mut error = Error::new(ErrorKind::Timeout, message);
+        error.timeout = Some(limit);
+        error
+    }
+
+    /// Attaches the underlying cause, returned by [`std::error::Error::source`].
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Error {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// Overrides whether retrying the same request may succeed.
+    pub fn with_retryable(mut self, retryable: bool) -> Error {
+        self.retryable = retryable;
+        self
+    }
+
+    /// What kind of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message alone, without the kind.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// For [`ErrorKind::Timeout`]: which limit fired.
+    pub fn timeout_kind(&self) -> Option<TimeoutKind> {
+        self.timeout
+    }
+
+    /// Whether the same request may succeed if made again later (a full queue, a rate limit).
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("Error");
+        s.field("kind", &self.kind).field("message", &self.message);
+        if let Some(limit) = self.timeout {
+            s.field("timeout", &limit);
+        }
+        if let Some(source) = &self.source {
+            s.field("source", source);
+        }
+        s.finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(error: std::io::Error) -> Error {
+        Error::new(ErrorKind::Io, error.to_string()).with_source(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_full_is_retryable_and_others_are_not() {
+        assert!(Error::new(ErrorKind::QueueFull, "full").is_retryable());
+        assert!(!Error::other("boom").is_retryable());
+        assert!(Error::other("flaky").with_retryable(true).is_retryable());
+    }
+
+    #[test]
+    fn io_errors_keep_their_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let error = Error::from(io);
+        assert_eq!(error.kind(), ErrorKind::Io);
+        assert_eq!(error.to_string(), "no such file");
+        assert!(std::error::Error::source(&error).is_some());
+    }
+
+    #[test]
+    fn timeout_errors_say_which_limit() {
+        let error = Error::timeout(TimeoutKind::Queue, "waited too long");
+        assert_eq!(error.kind(), ErrorKind::Timeout);
+        assert_eq!(error.timeout_kind(), Some(TimeoutKind::Queue));
+    }
+}

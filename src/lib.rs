@@ -1,0 +1,72 @@
+//! # subtask
+//!
+//! Gives an LLM agent one tool, `task`, that hands work to a subagent and **blocks until the
+//! answer is back**. Everything asynchronous happens behind that call: the calling model
+//! never sees a task id, a status or a poll.
+//!
+//! This crate is synchronous (no async runtime). Its core is the [`Runtime`]: a scheduler
+//! pool that admits and dispatches work, an execution pool that runs it, and a timer that
+//! enforces every deadline.
+//!
+//! ## Usage
+//!
+//! ```
+//! use std::time::Duration;
+//! use subtask::{ErrorKind, RunOptions, Runtime};
+//!
+//! let runtime = Runtime::builder()
+//!     .execution_timeout(Duration::from_secs(60))
+//!     .build()?;
+//!
+//! // Blocks until the job ends; the caller is woken the moment it does.
+//! let sum: u64 = runtime.run(|_job| Ok((1..=10).sum()), RunOptions::new())?;
+//! assert_eq!(sum, 55);
+//!
+//! // A job that outlives its execution timeout is cancelled through its token.
+//! let result: Result<(), _> = runtime.run(
+//!     |job| job.token().sleep(Duration::from_secs(60)),
+//!     RunOptions::new().execution_timeout(Duration::from_millis(20)),
+//! );
+//! assert_eq!(result.unwrap_err().kind(), ErrorKind::Timeout);
+//! # Ok::<(), subtask::Error>(())
+//! ```
+//!
+//! ## Error handling
+//!
+//! Every fallible function returns [`Error`], whose [`kind`](Error::kind) is an
+//! [`ErrorKind`] and whose message says what was wrong and what to do next.
+//! [`Error::is_retryable`] tells whether the same request may succeed later.
+//!
+//! ## Threads
+//!
+//! A runtime owns `scheduler_threads` (4) + `execution_threads` (8) pool threads and one
+//! timer thread. [`Runtime`] is a cheap handle: clones share them. Scheduler threads never
+//! wait on a run, so all execution threads can be busy at once. Dropping the last handle (or
+//! calling [`Runtime::shutdown`]) cancels every task and waits a bounded grace time for the
+//! jobs to return. Observers and cancel actions run on runtime threads without any runtime
+//! lock held; a panic in either is logged, never propagated.
+//!
+//! ## Log levels
+//!
+//! Through the `log` crate: `warn` for jobs that ignore cancellation (every poll interval
+//! while they hold a thread) and for shutdowns that leave such jobs behind; `info` for late
+//! results discarded after a timeout; `debug` for each task's end and heartbeat. API keys
+//! are never logged.
+//!
+//! ## Versioning
+//!
+//! Semantic versioning. [`ErrorKind`], [`EventKind`] and the stats types are
+//! `#[non_exhaustive]`: new variants and fields are not breaking changes.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+
+mod error;
+mod runtime;
+
+pub use error::{Error, ErrorKind, Result};
+pub use runtime::{
+    CancelGuard, CancelReason, CancelToken, Config, Event, EventKind, JobContext, Observer,
+    RunOptions, Runtime, RuntimeBuilder, Stats, TaskHandle, TaskId, TaskSnapshot, TaskStatus,
+    TimeoutKind,
+};

@@ -1,0 +1,131 @@
+//! Events of a task's life, for hosts: progress output, hooks, MCP notifications, dashboards.
+//! The model never sees them.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{TaskId, TaskStatus};
+use crate::error::Error;
+
+/// Something that happened to a task.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Event {
+    /// The task's id.
+    pub task: TaskId,
+    /// The label the task was submitted with (`task` if none).
+    pub label: Arc<str>,
+    /// When it happened.
+    pub at: Instant,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What happened to a task.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// Admitted by a scheduler thread; waiting for an execution slot.
+    Queued,
+    /// Running on an execution thread.
+    Started {
+        /// Time from submission to start.
+        queued_for: Duration,
+    },
+    /// Emitted by a waiting call every poll interval while its task has not ended.
+    Heartbeat {
+        /// `Pending` or `Running`.
+        status: TaskStatus,
+        /// Time since submission.
+        elapsed: Duration,
+    },
+    /// The task reached its terminal status.
+    Finished {
+        /// `Completed`, `Failed`, `Cancelled` or `TimedOut`.
+        status: TaskStatus,
+        /// Time from submission to start, or to the end if it never started.
+        queued_for: Duration,
+        /// Time from start to end; `None` if it never started.
+        ran_for: Option<Duration>,
+        /// Why it did not complete.
+        error: Option<Error>,
+    },
+}
+
+/// Receives task events.
+///
+/// Called synchronously on the thread where the event happens, never with a runtime lock
+/// held: `Queued` and `Finished` on a scheduler thread, `Started` on the execution thread
+/// just before the job runs, `Heartbeat` on the waiting caller's thread. Keep it quick (hand
+/// slow work to a channel). A panicking observer is logged and skipped; it cannot break a
+/// task.
+///
+/// Any `Fn(&Event) + Send + Sync` closure is an observer.
+pub trait Observer: Send + Sync {
+    /// Called once per event.
+    fn on_event(&self, event: &Event);
+}
+
+impl<F: Fn(&Event) + Send + Sync> Observer for F {
+    fn on_event(&self, event: &Event) {
+        self(event)
+    }
+}
+
+/// The observers one task reports to: the runtime's, then the call's own.
+pub(crate) fn notify<'a>(observers: impl Iterator<Item = &'a Arc<dyn Observer>>, event: &Event) {
+    for observer in observers {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| observer.on_event(event))) {
+            log::error!(
+                "an observer panicked on {} of task {}: {}",
+                event.kind.name(),
+                event.task,
+                super::panic_message(panic.as_ref())
+            );
+        }
+    }
+}
+
+impl EventKind {
+    /// A short lowercase name: `queued`, `started`, `heartbeat`, `finished`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Queued => "queued",
+            EventKind::Started { .. } => "started",
+            EventKind::Heartbeat { .. } => "heartbeat",
+            EventKind::Finished { .. } => "finished",
+        }
+    }
+}
+
+impl fmt::Display for Event {
+    /// One line for a progress display: `explore-k3m9x2ab finished: completed (ran 1.2 s)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use super::time::human;
+        write!(f, "{} {}", self.task, self.kind.name())?;
+        match &self.kind {
+            EventKind::Queued => Ok(()),
+            EventKind::Started { queued_for } => write!(f, " (queued {})", human(*queued_for)),
+            EventKind::Heartbeat { status, elapsed } => {
+                write!(f, ": {status} for {}", human(*elapsed))
+            }
+            EventKind::Finished {
+                status,
+                ran_for,
+                error,
+                ..
+            } => {
+                write!(f, ": {status}")?;
+                if let Some(ran_for) = ran_for {
+                    write!(f, " (ran {})", human(*ran_for))?;
+                }
+                if let Some(error) = error {
+                    write!(f, ": {error}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
