@@ -18,33 +18,26 @@
 mod cancel;
 mod config;
 mod events;
+mod handle;
+mod shared;
 mod task;
 mod time;
 mod timer;
 
 use std::any::Any;
-use std::cell::Cell;
-use std::collections::HashMap;
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
-
-use crossbeam_channel::{RecvTimeoutError, Sender};
-use parking_lot::{Condvar, Mutex};
-use threadpool::ThreadPool;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 pub use cancel::{CancelGuard, CancelReason, CancelToken};
 pub use config::{Config, RunOptions, RuntimeBuilder};
 pub use events::{Event, EventKind, Observer};
+pub use handle::{JobContext, TaskHandle};
 pub use task::{Stats, TaskId, TaskSnapshot, TaskStatus, TimeoutKind};
 
-use crate::error::{Error, ErrorKind};
-use task::{Counters, Ending, Record, Start, sanitize_label};
-use time::deadline_after;
-use timer::{Timer, Wake};
+use crate::error::Error;
+use shared::Shared;
 
 /// Runs jobs on a scheduler pool and an execution pool, with execution, queue and wait
 /// timeouts enforced, and hands each caller its result the moment it is ready.
@@ -86,52 +79,6 @@ impl Drop for Owner {
     }
 }
 
-pub(crate) struct Shared {
-    config: Config,
-    observers: Vec<Arc<dyn Observer>>,
-    registry: Mutex<Registry>,
-    counters: Counters,
-    timer: Timer,
-    timer_thread: Mutex<Option<JoinHandle<()>>>,
-    scheduler: ThreadPool,
-    executors: ThreadPool,
-    next_seq: AtomicU64,
-    /// Set once by shutdown. After it is set, every job that gives its execution thread
-    /// back signals `slot_freed` (under `slot_lock`) so shutdown can wait for the last one.
-    closing: AtomicBool,
-    slot_lock: Mutex<()>,
-    slot_freed: Condvar,
-}
-
-/// Live tasks by id. A record enters at submission and leaves when its task has ended and
-/// its job holds no execution thread, before the caller is woken.
-struct Registry {
-    tasks: HashMap<TaskId, Arc<Record>>,
-    /// Set by shutdown; no task enters after.
-    closed: bool,
-}
-
-thread_local! {
-    /// The runtime whose job or timer this thread is running (its `Shared` address), so
-    /// shutdown never waits for the thread it runs on.
-    static RUNTIME_THREAD: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Marks the current thread as working for a runtime until dropped.
-struct OnRuntimeThread(usize);
-
-impl OnRuntimeThread {
-    fn enter(shared: &Shared) -> OnRuntimeThread {
-        OnRuntimeThread(RUNTIME_THREAD.with(|cell| cell.replace(shared as *const _ as usize)))
-    }
-}
-
-impl Drop for OnRuntimeThread {
-    fn drop(&mut self) {
-        RUNTIME_THREAD.with(|cell| cell.set(self.0));
-    }
-}
-
 impl Runtime {
     /// A runtime with every default (see [`RuntimeBuilder`]).
     ///
@@ -151,35 +98,7 @@ impl Runtime {
         config: Config,
         observers: Vec<Arc<dyn Observer>>,
     ) -> Result<Runtime, Error> {
-        let shared = Arc::new(Shared {
-            scheduler: threadpool::Builder::new()
-                .num_threads(config.scheduler_threads())
-                .thread_name("subtask-scheduler".into())
-                .build(),
-            executors: threadpool::Builder::new()
-                .num_threads(config.execution_threads())
-                .thread_name("subtask-exec".into())
-                .build(),
-            config,
-            observers,
-            registry: Mutex::new(Registry {
-                tasks: HashMap::new(),
-                closed: false,
-            }),
-            counters: Counters::default(),
-            timer: Timer::new(),
-            timer_thread: Mutex::new(None),
-            next_seq: AtomicU64::new(0),
-            closing: AtomicBool::new(false),
-            slot_lock: Mutex::new(()),
-            slot_freed: Condvar::new(),
-        });
-        let timer_shared = shared.clone();
-        let timer_thread = std::thread::Builder::new()
-            .name("subtask-timer".into())
-            .spawn(move || timer_shared.run_timer())
-            .map_err(|error| Error::from(error).with_retryable(false))?;
-        *shared.timer_thread.lock() = Some(timer_thread);
+        let shared = Shared::start(config, observers)?;
         Ok(Runtime {
             owner: Arc::new(Owner { shared }),
         })
@@ -219,103 +138,28 @@ impl Runtime {
         T: Send + 'static,
         F: FnOnce(&JobContext<'_>) -> Result<T, Error> + Send + 'static,
     {
-        let shared = &self.owner.shared;
-        let limits = shared.config.limits_for(&options)?;
-        shared.admit()?;
-        let (sender, receiver) = crossbeam_channel::bounded(1);
-        let fail_sender = sender.clone();
-        let label = sanitize_label(options.label.as_deref());
-        let submitted_at = Instant::now();
-        let record = shared
-            .register(label, |seq, id, label| {
-                Record::new(
-                    seq,
-                    id,
-                    label,
-                    submitted_at,
-                    limits,
-                    options.observer,
-                    Box::new(move |error| {
-                        let _ = fail_sender.send(Err(error));
-                    }),
-                )
-            })
-            .inspect_err(|_| {
-                shared.counters.queued.fetch_sub(1, Ordering::Relaxed);
-            })?;
-        record.arm(&shared.timer);
-        shared.counters.submitted.fetch_add(1, Ordering::Relaxed);
-        let dispatcher = shared.clone();
-        let dispatched = record.clone();
-        shared
-            .scheduler
-            .execute(move || dispatcher.dispatch(dispatched, job, sender));
-        Ok(TaskHandle {
-            shared: shared.clone(),
-            record,
-            receiver,
-            delivered: false,
-        })
+        self.owner.shared.submit(job, options)
     }
 
     /// Cancels a live task: its token is tripped (cancel actions run), its caller gets
     /// [`ErrorKind::Cancelled`]. Returns `false` if no live task has that id.
     pub fn cancel(&self, id: &str) -> bool {
-        let shared = &self.owner.shared;
-        let record = shared.registry.lock().tasks.get(id).cloned();
-        match record {
-            Some(record) => shared.end_task(
-                &record,
-                TaskStatus::Cancelled,
-                CancelReason::Cancelled,
-                Error::new(
-                    ErrorKind::Cancelled,
-                    format!("task {} was cancelled by the host", record.id),
-                ),
-            ),
-            None => false,
-        }
+        self.owner.shared.cancel(id)
     }
 
     /// Cancels every live task; returns how many were cancelled.
     pub fn cancel_all(&self) -> usize {
-        let shared = &self.owner.shared;
-        shared
-            .live_records()
-            .iter()
-            .filter(|record| {
-                shared.end_task(
-                    record,
-                    TaskStatus::Cancelled,
-                    CancelReason::Cancelled,
-                    Error::new(
-                        ErrorKind::Cancelled,
-                        format!("task {} was cancelled by the host (cancel all)", record.id),
-                    ),
-                )
-            })
-            .count()
+        self.owner.shared.cancel_all()
     }
 
     /// Counts for dashboards: queued, running and zombie tasks, and totals by outcome.
     pub fn stats(&self) -> Stats {
-        let shared = &self.owner.shared;
-        let live = shared.registry.lock().tasks.len();
-        shared.counters.snapshot(live)
+        self.owner.shared.stats()
     }
 
     /// The live tasks (queued, running, and ended jobs still holding a thread), oldest first.
     pub fn tasks(&self) -> Vec<TaskSnapshot> {
-        let now = Instant::now();
-        let mut tasks: Vec<TaskSnapshot> = self
-            .owner
-            .shared
-            .live_records()
-            .iter()
-            .map(|record| record.snapshot(now))
-            .collect();
-        tasks.sort_by_key(|task| std::cmp::Reverse(task.age));
-        tasks
+        self.owner.shared.tasks()
     }
 
     /// The settings this runtime runs with.
@@ -349,506 +193,6 @@ impl fmt::Debug for Runtime {
     }
 }
 
-impl Shared {
-    /// Counts the task as queued, or refuses it if `max_queued` are already waiting.
-    fn admit(&self) -> Result<(), Error> {
-        let max = self.config.max_queued();
-        if self.counters.queued.fetch_add(1, Ordering::Relaxed) >= max {
-            self.counters.queued.fetch_sub(1, Ordering::Relaxed);
-            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(Error::new(
-                ErrorKind::QueueFull,
-                format!(
-                    "queue full: {max} tasks are already waiting for an execution slot \
-                     (max_queued = {max}, execution threads = {}); retry when some finish, \
-                     or raise max_queued",
-                    self.config.execution_threads()
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Adds a record under a fresh id (a new suffix on the rare collision).
-    fn register(
-        &self,
-        label: Arc<str>,
-        make: impl FnOnce(u64, TaskId, Arc<str>) -> Record,
-    ) -> Result<Arc<Record>, Error> {
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let mut registry = self.registry.lock();
-        if registry.closed {
-            return Err(Error::new(
-                ErrorKind::Shutdown,
-                "the runtime has shut down and takes no more tasks; build a new Runtime",
-            ));
-        }
-        let mut attempt = 0;
-        let id = loop {
-            let id = TaskId::generate(&label, seq, attempt);
-            if !registry.tasks.contains_key(&id) {
-                break id;
-            }
-            attempt += 1;
-        };
-        let record = Arc::new(make(seq, id.clone(), label));
-        registry.tasks.insert(id, record.clone());
-        Ok(record)
-    }
-
-    fn live_records(&self) -> Vec<Arc<Record>> {
-        self.registry.lock().tasks.values().cloned().collect()
-    }
-
-    /// Scheduler thread: admission and dispatch. Never waits on a run.
-    fn dispatch<T, F>(
-        self: Arc<Self>,
-        record: Arc<Record>,
-        job: F,
-        sender: Sender<Result<T, Error>>,
-    ) where
-        T: Send + 'static,
-        F: FnOnce(&JobContext<'_>) -> Result<T, Error> + Send + 'static,
-    {
-        let _thread = OnRuntimeThread::enter(&self);
-        if record.status() != TaskStatus::Pending {
-            return; // cancelled or timed out before a scheduler thread got to it
-        }
-        self.emit(&record, EventKind::Queued);
-        let executor = self.clone();
-        self.executors
-            .execute(move || executor.execute(record, job, sender));
-    }
-
-    /// Execution thread: starts the run, runs the job, delivers its outcome.
-    fn execute<T, F>(self: Arc<Self>, record: Arc<Record>, job: F, sender: Sender<Result<T, Error>>)
-    where
-        T: Send + 'static,
-        F: FnOnce(&JobContext<'_>) -> Result<T, Error> + Send + 'static,
-    {
-        let _thread = OnRuntimeThread::enter(&self);
-        let started_at = Instant::now();
-        match record.start(started_at, &self.counters, &self.timer) {
-            Start::Running => {}
-            Start::Ended => return,
-            Start::Expired(limit) => {
-                self.time_out(&record, limit, started_at);
-                return;
-            }
-        }
-        self.emit(
-            &record,
-            EventKind::Started {
-                queued_for: started_at.saturating_duration_since(record.submitted_at),
-            },
-        );
-        let context = JobContext { record: &record };
-        let outcome = catch_unwind(AssertUnwindSafe(|| job(&context))).unwrap_or_else(|panic| {
-            Err(Error::new(
-                ErrorKind::Panic,
-                format!(
-                    "task {} panicked: {}",
-                    record.id,
-                    panic_message(panic.as_ref())
-                ),
-            ))
-        });
-        self.complete(&record, outcome, &sender);
-    }
-
-    /// The job returned: end the task with its outcome unless it already ended, and give
-    /// the execution thread back.
-    fn complete<T>(
-        self: &Arc<Self>,
-        record: &Arc<Record>,
-        outcome: Result<T, Error>,
-        sender: &Sender<Result<T, Error>>,
-    ) {
-        let now = Instant::now();
-        let status = match outcome {
-            Ok(_) => TaskStatus::Completed,
-            Err(_) => TaskStatus::Failed,
-        };
-        let mut ending = record.end(status, now, true, &self.counters, &self.timer);
-        if ending.won {
-            drop(ending.fail_waiter.take());
-            let error = match ending.status {
-                TaskStatus::TimedOut(limit) => {
-                    log::info!(
-                        "task {} returned after its {limit} deadline; its result is discarded",
-                        record.id
-                    );
-                    record.token.trip(CancelReason::TimedOut(limit));
-                    Some(record.timeout_error(limit, now))
-                }
-                _ => None,
-            };
-            if ending.remove {
-                self.forget(record);
-            }
-            let event_error = match (error, outcome) {
-                (Some(error), _) => {
-                    let _ = sender.send(Err(error.clone()));
-                    Some(error)
-                }
-                (None, outcome) => {
-                    let event_error = outcome.as_ref().err().cloned();
-                    let _ = sender.send(outcome);
-                    event_error
-                }
-            };
-            self.finished(record, &ending, event_error);
-        } else {
-            log::info!(
-                "task {} returned after it ended ({}); its result is discarded",
-                record.id,
-                ending.status
-            );
-            if ending.remove {
-                self.forget(record);
-            }
-        }
-        if self.closing.load(Ordering::SeqCst) {
-            let _lock = self.slot_lock.lock();
-            self.slot_freed.notify_all();
-        }
-    }
-
-    /// Ends a task from outside its job (cancel, timeout, shutdown, dropped handle): trips
-    /// its token, then wakes its caller with `error`. Returns `false` if it had already
-    /// ended.
-    fn end_task(
-        self: &Arc<Self>,
-        record: &Arc<Record>,
-        status: TaskStatus,
-        reason: CancelReason,
-        error: Error,
-    ) -> bool {
-        let mut ending = record.end(status, Instant::now(), false, &self.counters, &self.timer);
-        if !ending.won {
-            return false;
-        }
-        record.token.trip(reason);
-        if ending.remove {
-            self.forget(record);
-        }
-        if let Some(wake_caller) = ending.fail_waiter.take() {
-            wake_caller(error.clone());
-        }
-        self.finished(record, &ending, Some(error));
-        true
-    }
-
-    fn time_out(self: &Arc<Self>, record: &Arc<Record>, limit: TimeoutKind, now: Instant) -> bool {
-        let error = record.timeout_error(limit, now);
-        self.end_task(
-            record,
-            TaskStatus::TimedOut(limit),
-            CancelReason::TimedOut(limit),
-            error,
-        )
-    }
-
-    /// Ends the task if one of its deadlines has passed.
-    fn enforce_deadline(self: &Arc<Self>, record: &Arc<Record>, now: Instant) {
-        if let Some(limit) = record.expired(now) {
-            self.time_out(record, limit, now);
-        }
-    }
-
-    fn forget(&self, record: &Record) {
-        self.registry.lock().tasks.remove(&record.id);
-    }
-
-    /// Lifecycle work after a terminal write: the `Finished` event goes to the scheduler
-    /// pool, so neither an execution thread nor a caller waits on observers.
-    fn finished(self: &Arc<Self>, record: &Arc<Record>, ending: &Ending, error: Option<Error>) {
-        log::debug!("task {} {}", record.id, ending.status);
-        if !self.has_observers(record) {
-            return;
-        }
-        let kind = EventKind::Finished {
-            status: ending.status,
-            queued_for: ending.queued_for,
-            ran_for: ending.ran_for,
-            error,
-        };
-        let shared = self.clone();
-        let record = record.clone();
-        self.scheduler.execute(move || {
-            let _thread = OnRuntimeThread::enter(&shared);
-            shared.emit(&record, kind);
-        });
-    }
-
-    fn has_observers(&self, record: &Record) -> bool {
-        !self.observers.is_empty() || record.observer.is_some()
-    }
-
-    fn emit(&self, record: &Record, kind: EventKind) {
-        if !self.has_observers(record) {
-            return;
-        }
-        let event = Event {
-            task: record.id.clone(),
-            label: record.label.clone(),
-            at: Instant::now(),
-            kind,
-        };
-        events::notify(self.observers.iter().chain(record.observer.iter()), &event);
-    }
-
-    /// The timer thread: ends tasks at their deadlines; every poll interval, warns about
-    /// jobs that ignore cancellation.
-    fn run_timer(self: Arc<Self>) {
-        let _thread = OnRuntimeThread::enter(&self);
-        let poll = self.config.poll_interval();
-        let mut housekeeping_at = deadline_after(Instant::now(), poll);
-        loop {
-            match self.timer.wait(housekeeping_at) {
-                Wake::Due(records) => {
-                    let now = Instant::now();
-                    for record in &records {
-                        self.enforce_deadline(record, now);
-                    }
-                }
-                Wake::Housekeeping => {
-                    let now = Instant::now();
-                    self.warn_about_zombies(now);
-                    housekeeping_at = deadline_after(now, poll);
-                }
-                Wake::Stopped => return,
-            }
-        }
-    }
-
-    fn warn_about_zombies(&self, now: Instant) {
-        let zombies = self.counters.zombies.load(Ordering::Relaxed);
-        if zombies == 0 {
-            return;
-        }
-        for record in self.live_records() {
-            if let Some(ended_for) = record.zombie_for(now) {
-                log::warn!(
-                    "task {} ended ({}) {} ago but its job ignores cancellation and still \
-                     holds an execution thread ({zombies} of {} threads held this way); make \
-                     the job check its CancelToken",
-                    record.id,
-                    record.status(),
-                    time::human(ended_for),
-                    self.config.execution_threads(),
-                );
-            }
-        }
-    }
-
-    fn heartbeat(&self, record: &Record, now: Instant) {
-        let status = record.status();
-        if status.is_terminal() {
-            return;
-        }
-        let elapsed = now.saturating_duration_since(record.submitted_at);
-        log::debug!("task {} {status} for {}", record.id, time::human(elapsed));
-        self.emit(record, EventKind::Heartbeat { status, elapsed });
-    }
-
-    fn shutdown(self: &Arc<Self>, grace: Duration) -> Result<(), Error> {
-        let started = Instant::now();
-        self.closing.store(true, Ordering::SeqCst);
-        let live = {
-            let mut registry = self.registry.lock();
-            registry.closed = true;
-            registry.tasks.values().cloned().collect::<Vec<_>>()
-        };
-        for record in &live {
-            self.end_task(
-                record,
-                TaskStatus::Cancelled,
-                CancelReason::Shutdown,
-                Error::new(
-                    ErrorKind::Cancelled,
-                    format!(
-                        "task {} was cancelled because the runtime shut down",
-                        record.id
-                    ),
-                ),
-            );
-        }
-        let on_own_thread = RUNTIME_THREAD.with(|cell| cell.get()) == Arc::as_ptr(self) as usize;
-        if on_own_thread {
-            self.timer.stop();
-            log::debug!("shutdown called from a runtime thread: not waiting for jobs");
-            return Ok(());
-        }
-        let deadline = deadline_after(started, grace);
-        {
-            let mut lock = self.slot_lock.lock();
-            while self.counters.in_slot.load(Ordering::SeqCst) > 0 {
-                if self.slot_freed.wait_until(&mut lock, deadline).timed_out() {
-                    break;
-                }
-            }
-        }
-        self.timer.stop();
-        let timer_thread = self.timer_thread.lock().take();
-        if let Some(thread) = timer_thread
-            && thread.join().is_err()
-        {
-            log::error!("the timer thread panicked");
-        }
-        self.scheduler.join();
-        let stuck = self.counters.in_slot.load(Ordering::SeqCst);
-        if stuck > 0 {
-            return Err(Error::timeout(
-                TimeoutKind::Execution,
-                format!(
-                    "shutdown: {stuck} job(s) ignore cancellation and still hold execution \
-                     threads after {}; they finish on their own and their results are \
-                     discarded",
-                    time::human(grace)
-                ),
-            ));
-        }
-        self.executors.join();
-        log::debug!("runtime shut down in {}", time::human(started.elapsed()));
-        Ok(())
-    }
-}
-
-/// What a job gets: its task's id and its [`CancelToken`].
-pub struct JobContext<'a> {
-    record: &'a Record,
-}
-
-impl JobContext<'_> {
-    /// The task's id.
-    pub fn id(&self) -> &TaskId {
-        &self.record.id
-    }
-
-    /// The task's label.
-    pub fn label(&self) -> &str {
-        &self.record.label
-    }
-
-    /// The task's cancellation signal; tripped on timeout, cancel and shutdown, and past
-    /// the task's deadline.
-    pub fn token(&self) -> &CancelToken {
-        &self.record.token
-    }
-}
-
-impl fmt::Debug for JobContext<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JobContext")
-            .field("id", &self.record.id)
-            .field("token", &self.record.token)
-            .finish()
-    }
-}
-
-/// A submitted task. [`wait`](Self::wait) blocks until it ends; dropping the handle before
-/// that cancels it.
-#[must_use = "dropping a TaskHandle cancels its task"]
-pub struct TaskHandle<T> {
-    shared: Arc<Shared>,
-    record: Arc<Record>,
-    receiver: crossbeam_channel::Receiver<Result<T, Error>>,
-    /// Set once the outcome has been taken from `receiver`; a handle dropped before that
-    /// cancels its task.
-    delivered: bool,
-}
-
-impl<T> TaskHandle<T> {
-    /// The task's id.
-    pub fn id(&self) -> &TaskId {
-        &self.record.id
-    }
-
-    /// The task's status now.
-    pub fn status(&self) -> TaskStatus {
-        self.record.status()
-    }
-
-    /// Cancels the task; `false` if it had already ended.
-    pub fn cancel(&self) -> bool {
-        self.shared.end_task(
-            &self.record,
-            TaskStatus::Cancelled,
-            CancelReason::Cancelled,
-            Error::new(
-                ErrorKind::Cancelled,
-                format!("task {} was cancelled by the host", self.record.id),
-            ),
-        )
-    }
-
-    /// Blocks until the task ends and returns its outcome. Woken the moment the task ends;
-    /// every poll interval meanwhile, checks the task's deadlines and emits a heartbeat.
-    ///
-    /// # Errors
-    ///
-    /// The job's own error (task `Failed`); [`ErrorKind::Panic`] if it panicked;
-    /// [`ErrorKind::Timeout`] with the limit that fired; [`ErrorKind::Cancelled`].
-    pub fn wait(mut self) -> Result<T, Error> {
-        let poll = self.shared.config.poll_interval();
-        let mut heartbeat_at = deadline_after(Instant::now(), poll);
-        loop {
-            match self.receiver.recv_deadline(heartbeat_at) {
-                Ok(outcome) => {
-                    self.delivered = true;
-                    return outcome;
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    let now = Instant::now();
-                    self.shared.enforce_deadline(&self.record, now);
-                    self.shared.heartbeat(&self.record, now);
-                    heartbeat_at = deadline_after(now, poll);
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.delivered = true;
-                    return Err(Error::new(
-                        ErrorKind::Internal,
-                        format!(
-                            "task {} ended without a result; this is a bug in subtask, please \
-                             report it",
-                            self.record.id
-                        ),
-                    ));
-                }
-            }
-        }
-    }
-}
-
-impl<T> Drop for TaskHandle<T> {
-    fn drop(&mut self) {
-        if !self.delivered {
-            self.shared.end_task(
-                &self.record,
-                TaskStatus::Cancelled,
-                CancelReason::Cancelled,
-                Error::new(
-                    ErrorKind::Cancelled,
-                    format!(
-                        "task {} was cancelled because its handle was dropped",
-                        self.record.id
-                    ),
-                ),
-            );
-        }
-    }
-}
-
-impl<T> fmt::Debug for TaskHandle<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TaskHandle")
-            .field("id", &self.record.id)
-            .field("status", &self.record.status())
-            .finish()
-    }
-}
-
 /// The message of a caught panic.
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(message) = payload.downcast_ref::<&str>() {
@@ -863,6 +207,7 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     /// Invariant of the timer: one entry per live task, none once every task has ended,
     /// whichever way they ended.
