@@ -105,7 +105,7 @@ impl Shared {
         let timer_thread = std::thread::Builder::new()
             .name("subtask-timer".into())
             .spawn(move || timer_shared.run_timer())
-            .map_err(|error| Error::from(error).with_retryable(false))?;
+            .map_err(Error::from)?;
         *shared.timer_thread.lock() = Some(timer_thread);
         Ok(shared)
     }
@@ -119,14 +119,13 @@ impl Shared {
         T: Send + 'static,
         F: FnOnce(&JobContext<'_>) -> Result<T, Error> + Send + 'static,
     {
-        let shared = self;
-        let limits = shared.config.limits_for(&options)?;
-        shared.admit()?;
+        let limits = self.config.limits_for(&options)?;
+        self.admit()?;
         let (sender, receiver) = crossbeam_channel::bounded(1);
         let fail_sender = sender.clone();
         let label = sanitize_label(options.label.as_deref());
         let submitted_at = Instant::now();
-        let record = shared
+        let record = self
             .register(label, |seq, id, label| {
                 Record::new(
                     seq,
@@ -141,14 +140,13 @@ impl Shared {
                 )
             })
             .inspect_err(|_| {
-                shared.counters.queued.fetch_sub(1, Ordering::Relaxed);
+                self.counters.queued.fetch_sub(1, Ordering::Relaxed);
             })?;
-        record.arm(&shared.timer);
-        shared.counters.submitted.fetch_add(1, Ordering::Relaxed);
-        let dispatcher = shared.clone();
+        record.arm(&self.timer);
+        self.counters.submitted.fetch_add(1, Ordering::Relaxed);
+        let dispatcher = self.clone();
         let dispatched = record.clone();
-        shared
-            .scheduler
+        self.scheduler
             .execute(move || dispatcher.dispatch(dispatched, job, sender));
         Ok(TaskHandle {
             shared: self.clone(),
