@@ -1,0 +1,447 @@
+//! Latency and throughput of the runtime's facade (`Runtime::run` / `submit`), on the
+//! default pools unless a metric says otherwise.
+//!
+//! `cargo bench --bench facade` prints a table with each figure next to its target;
+//! `cargo bench --bench facade -- --json` prints one JSON object on stdout and nothing else
+//! (progress goes to stderr). Other arguments (cargo adds `--bench`) are ignored.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+use subtask::{ErrorKind, RunOptions, Runtime};
+
+const WAKE_SAMPLES: usize = 100;
+const WAKE_JOB_RUN: Duration = Duration::from_millis(50);
+const ROUNDTRIP_WARMUP: usize = 1_000;
+const ROUNDTRIP_SAMPLES: usize = 20_000;
+const THROUGHPUT_CALLERS: usize = 16;
+const THROUGHPUT_JOBS_PER_CALLER: usize = 2_000;
+const THROUGHPUT_WARMUP_PER_CALLER: usize = 100;
+const CASCADE_JOBS: usize = 12;
+const CASCADE_JOB_RUN: Duration = Duration::from_secs(3);
+const CASCADE_TIMEOUT: Duration = Duration::from_millis(500);
+const RECOVERY_ROUNDS: usize = 25;
+const RECOVERY_TIMEOUT: Duration = Duration::from_millis(20);
+const RECOVERY_SLEEP: Duration = Duration::from_secs(60);
+
+fn main() {
+    let json = std::env::args().skip(1).any(|arg| arg == "--json");
+    let runtime = || Runtime::builder().build().expect("a default runtime starts");
+
+    progress("wake latency");
+    let wake = Samples::new(wake_latency(&runtime()));
+    progress("round trip");
+    let roundtrip = Samples::new(roundtrip(&runtime()));
+    progress("throughput");
+    let throughput = throughput(&runtime());
+    progress("cascade");
+    let cascade = cascade(&runtime());
+    progress("slot recovery");
+    let recovery = Samples::new(slot_recovery(&runtime()));
+
+    let config = runtime().config().clone();
+    let report = Report {
+        pools: format!(
+            "{} scheduler + {} execution threads, poll interval {:?}",
+            config.scheduler_threads(),
+            config.execution_threads(),
+            config.poll_interval()
+        ),
+        cores: thread::available_parallelism().map_or(0, |n| n.get()),
+        wake,
+        roundtrip,
+        throughput,
+        cascade,
+        recovery,
+    };
+    if json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.table());
+    }
+}
+
+fn progress(section: &str) {
+    eprintln!("facade bench: measuring {section}…");
+}
+
+/// From the instant a 50 ms job returns its value to the instant its caller holds it.
+fn wake_latency(runtime: &Runtime) -> Vec<Duration> {
+    let sleepy_job = |_: &subtask::JobContext<'_>| {
+        thread::sleep(WAKE_JOB_RUN);
+        Ok(Instant::now())
+    };
+    // One short call first so thread start-up and first allocations are not sampled.
+    runtime
+        .run(|_| Ok(()), RunOptions::new())
+        .expect("warm-up call");
+    (0..WAKE_SAMPLES)
+        .map(|_| {
+            let returned_at = runtime
+                .run(sleepy_job, RunOptions::new())
+                .expect("a 50 ms job completes");
+            Instant::now().saturating_duration_since(returned_at)
+        })
+        .collect()
+}
+
+/// The duration of one `run` of a job that returns at once, one caller.
+fn roundtrip(runtime: &Runtime) -> Vec<Duration> {
+    let call = || {
+        runtime
+            .run(|_| Ok(()), RunOptions::new())
+            .expect("a trivial job completes");
+    };
+    for _ in 0..ROUNDTRIP_WARMUP {
+        call();
+    }
+    (0..ROUNDTRIP_SAMPLES)
+        .map(|_| {
+            let started = Instant::now();
+            call();
+            started.elapsed()
+        })
+        .collect()
+}
+
+struct Throughput {
+    jobs: usize,
+    elapsed: Duration,
+}
+
+impl Throughput {
+    fn per_second(&self) -> f64 {
+        self.jobs as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Trivial jobs through `run` from many callers at once, from a barrier to the last join.
+fn throughput(runtime: &Runtime) -> Throughput {
+    let barrier = Arc::new(Barrier::new(THROUGHPUT_CALLERS + 1));
+    let callers: Vec<_> = (0..THROUGHPUT_CALLERS)
+        .map(|_| {
+            let runtime = runtime.clone();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                let call = || {
+                    runtime
+                        .run(|_| Ok(()), RunOptions::new())
+                        .expect("a trivial job completes");
+                };
+                for _ in 0..THROUGHPUT_WARMUP_PER_CALLER {
+                    call();
+                }
+                barrier.wait();
+                for _ in 0..THROUGHPUT_JOBS_PER_CALLER {
+                    call();
+                }
+            })
+        })
+        .collect();
+    barrier.wait();
+    let started = Instant::now();
+    for caller in callers {
+        caller.join().expect("a caller thread finishes");
+    }
+    Throughput {
+        jobs: THROUGHPUT_CALLERS * THROUGHPUT_JOBS_PER_CALLER,
+        elapsed: started.elapsed(),
+    }
+}
+
+struct Cascade {
+    never_started: usize,
+    timeouts: usize,
+    elapsed: Duration,
+}
+
+/// More cooperative jobs than slots, each outliving its execution timeout: every one must
+/// run (its execution clock starts when it starts) and time out.
+fn cascade(runtime: &Runtime) -> Cascade {
+    let started = Arc::new(AtomicUsize::new(0));
+    let began = Instant::now();
+    let handles: Vec<_> = (0..CASCADE_JOBS)
+        .map(|_| {
+            let started = started.clone();
+            runtime
+                .submit(
+                    move |job| {
+                        started.fetch_add(1, Ordering::SeqCst);
+                        job.token().sleep(CASCADE_JOB_RUN)
+                    },
+                    RunOptions::new().execution_timeout(CASCADE_TIMEOUT),
+                )
+                .expect("the queue has room for the cascade")
+        })
+        .collect();
+    let timeouts = handles
+        .into_iter()
+        .map(|handle| handle.wait())
+        .filter(|outcome| matches!(outcome, Err(error) if error.kind() == ErrorKind::Timeout))
+        .count();
+    Cascade {
+        never_started: CASCADE_JOBS - started.load(Ordering::SeqCst),
+        timeouts,
+        elapsed: began.elapsed(),
+    }
+}
+
+/// From a cooperative job's timeout (its token's deadline) to its execution thread
+/// starting the next queued job. Each round fills every slot with a sleeper, queues as many
+/// quick followers behind them, and waits for all of them.
+fn slot_recovery(runtime: &Runtime) -> Vec<Duration> {
+    let slots = runtime.config().execution_threads();
+    let mut samples = Vec::with_capacity(RECOVERY_ROUNDS * slots);
+    for _ in 0..RECOVERY_ROUNDS {
+        let deadlines = Arc::new(Mutex::new(Vec::<(ThreadId, Instant)>::new()));
+        let starts = Arc::new(Mutex::new(Vec::<(ThreadId, Instant)>::new()));
+        let running = Arc::new(Latch::new(slots));
+        let sleepers: Vec<_> = (0..slots)
+            .map(|_| {
+                let deadlines = deadlines.clone();
+                let running = running.clone();
+                runtime
+                    .submit(
+                        move |job| {
+                            let deadline = job.token().deadline().expect("a running job's token");
+                            deadlines
+                                .lock()
+                                .unwrap()
+                                .push((thread::current().id(), deadline));
+                            running.count_down();
+                            job.token().sleep(RECOVERY_SLEEP)
+                        },
+                        RunOptions::new().execution_timeout(RECOVERY_TIMEOUT),
+                    )
+                    .expect("the queue has room for the sleepers")
+            })
+            .collect();
+        // Followers are queued only once every slot holds a sleeper, so none of them can
+        // overtake a sleeper through the scheduler pool.
+        running.wait();
+        let followers: Vec<_> = (0..slots)
+            .map(|_| {
+                let starts = starts.clone();
+                runtime
+                    .submit(
+                        move |_| {
+                            let started_at = Instant::now();
+                            starts
+                                .lock()
+                                .unwrap()
+                                .push((thread::current().id(), started_at));
+                            Ok(())
+                        },
+                        RunOptions::new(),
+                    )
+                    .expect("the queue has room for the followers")
+            })
+            .collect();
+        for sleeper in sleepers {
+            let error = sleeper.wait().expect_err("a sleeper outlives its timeout");
+            assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
+        }
+        for follower in followers {
+            follower.wait().expect("a follower completes");
+        }
+        // A thread that ran no follower this round (another thread took two) gives no sample.
+        let mut first_start: HashMap<ThreadId, Instant> = HashMap::new();
+        for &(thread, started_at) in starts.lock().unwrap().iter() {
+            let first = first_start.entry(thread).or_insert(started_at);
+            *first = (*first).min(started_at);
+        }
+        for &(thread, deadline) in deadlines.lock().unwrap().iter() {
+            if let Some(&started_at) = first_start.get(&thread) {
+                samples.push(started_at.saturating_duration_since(deadline));
+            }
+        }
+    }
+    samples
+}
+
+/// Opens once `count_down` has been called `count` times.
+struct Latch {
+    remaining: Mutex<usize>,
+    opened: Condvar,
+}
+
+impl Latch {
+    fn new(count: usize) -> Latch {
+        Latch {
+            remaining: Mutex::new(count),
+            opened: Condvar::new(),
+        }
+    }
+
+    fn count_down(&self) {
+        let mut remaining = self.remaining.lock().unwrap();
+        *remaining = remaining.saturating_sub(1);
+        if *remaining == 0 {
+            self.opened.notify_all();
+        }
+    }
+
+    fn wait(&self) {
+        let mut remaining = self.remaining.lock().unwrap();
+        while *remaining > 0 {
+            remaining = self.opened.wait(remaining).unwrap();
+        }
+    }
+}
+
+/// Sorted durations.
+struct Samples(Vec<Duration>);
+
+impl Samples {
+    fn new(mut samples: Vec<Duration>) -> Samples {
+        assert!(!samples.is_empty(), "a metric needs at least one sample");
+        samples.sort_unstable();
+        Samples(samples)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn percentile(&self, percent: usize) -> Duration {
+        let index = (self.0.len() * percent / 100).min(self.0.len() - 1);
+        self.0[index]
+    }
+
+    fn micros(&self, percent: usize) -> f64 {
+        self.percentile(percent).as_secs_f64() * 1e6
+    }
+
+    fn millis(&self, percent: usize) -> f64 {
+        self.percentile(percent).as_secs_f64() * 1e3
+    }
+}
+
+struct Report {
+    /// The pools every metric ran on.
+    pools: String,
+    cores: usize,
+    wake: Samples,
+    roundtrip: Samples,
+    throughput: Throughput,
+    cascade: Cascade,
+    recovery: Samples,
+}
+
+const WAKE_P50_TARGET_US: f64 = 50.0;
+const WAKE_P99_TARGET_US: f64 = 250.0;
+const ROUNDTRIP_P50_TARGET_US: f64 = 25.0;
+const THROUGHPUT_TARGET_PER_S: f64 = 40_000.0;
+const RECOVERY_P99_TARGET_MS: f64 = 5.0;
+
+impl Report {
+    fn json(&self) -> String {
+        format!(
+            concat!(
+                "{{\"wake_latency_us_p50\":{:.1},\"wake_latency_us_p99\":{:.1},",
+                "\"roundtrip_us_p50\":{:.1},\"roundtrip_us_p99\":{:.1},",
+                "\"throughput_per_s\":{:.0},\"cascade_never_started\":{},",
+                "\"slot_recovery_ms_p50\":{:.3},\"slot_recovery_ms_p99\":{:.3},",
+                "\"cores\":{}}}"
+            ),
+            self.wake.micros(50),
+            self.wake.micros(99),
+            self.roundtrip.micros(50),
+            self.roundtrip.micros(99),
+            self.throughput.per_second(),
+            self.cascade.never_started,
+            self.recovery.millis(50),
+            self.recovery.millis(99),
+            self.cores,
+        )
+    }
+
+    fn table(&self) -> String {
+        let mut out = String::new();
+        let mut row = |metric: &str, value: String, target: Option<(String, bool)>, samples: &str| {
+            let (target, mark) = match target {
+                Some((target, met)) => (target, if met { "✓" } else { "✗" }),
+                None => (String::new(), ""),
+            };
+            let _ = writeln!(
+                out,
+                "{metric:<26} {value:>14}   {target:<14} {mark:<2} {samples}"
+            );
+        };
+        row(
+            "metric",
+            "value".into(),
+            Some(("target".into(), true)),
+            "samples",
+        );
+        let at_most = |value: f64, target: f64, unit: &str| {
+            Some((format!("≤ {target} {unit}"), value <= target))
+        };
+        let (wake50, wake99) = (self.wake.micros(50), self.wake.micros(99));
+        let wake_n = format!("{}", self.wake.len());
+        row(
+            "wake latency p50",
+            format!("{wake50:.1} µs"),
+            at_most(wake50, WAKE_P50_TARGET_US, "µs"),
+            &wake_n,
+        );
+        row(
+            "wake latency p99",
+            format!("{wake99:.1} µs"),
+            at_most(wake99, WAKE_P99_TARGET_US, "µs"),
+            &wake_n,
+        );
+        let (rt50, rt99) = (self.roundtrip.micros(50), self.roundtrip.micros(99));
+        let rt_n = format!("{} (+{ROUNDTRIP_WARMUP} warm-up)", self.roundtrip.len());
+        row(
+            "round trip p50",
+            format!("{rt50:.1} µs"),
+            at_most(rt50, ROUNDTRIP_P50_TARGET_US, "µs"),
+            &rt_n,
+        );
+        row("round trip p99", format!("{rt99:.1} µs"), None, &rt_n);
+        let per_s = self.throughput.per_second();
+        row(
+            "throughput",
+            format!("{per_s:.0} jobs/s"),
+            Some((format!("≥ {THROUGHPUT_TARGET_PER_S:.0} /s"), per_s >= THROUGHPUT_TARGET_PER_S)),
+            &format!(
+                "{} jobs, {THROUGHPUT_CALLERS} callers, {:.0} ms",
+                self.throughput.jobs,
+                self.throughput.elapsed.as_secs_f64() * 1e3
+            ),
+        );
+        row(
+            "cascade never started",
+            format!("{}", self.cascade.never_started),
+            Some((
+                "= 0".into(),
+                self.cascade.never_started == 0 && self.cascade.timeouts == CASCADE_JOBS,
+            )),
+            &format!(
+                "{CASCADE_JOBS} jobs, {} timed out, {:.0} ms",
+                self.cascade.timeouts,
+                self.cascade.elapsed.as_secs_f64() * 1e3
+            ),
+        );
+        let (rec50, rec99) = (self.recovery.millis(50), self.recovery.millis(99));
+        let rec_n = format!("{} ({RECOVERY_ROUNDS} rounds)", self.recovery.len());
+        row("slot recovery p50", format!("{rec50:.3} ms"), None, &rec_n);
+        row(
+            "slot recovery p99",
+            format!("{rec99:.3} ms"),
+            at_most(rec99, RECOVERY_P99_TARGET_MS, "ms"),
+            &rec_n,
+        );
+        format!(
+            "subtask facade benchmark\n\
+             reproduce: cargo bench --bench facade   (JSON: cargo bench --bench facade -- --json)\n\
+             cores: {} (available_parallelism); default pools: {}\n\n{out}",
+            self.cores, self.pools
+        )
+    }
+}
