@@ -43,8 +43,9 @@
 //! timer thread. [`Runtime`] is a cheap handle: clones share them. Scheduler threads never
 //! wait on a run, so all execution threads can be busy at once. Dropping the last handle (or
 //! calling [`Runtime::shutdown`]) cancels every task and waits a bounded grace time for the
-//! jobs to return. Observers and cancel actions run on runtime threads without any runtime
-//! lock held; a panic in either is logged, never propagated.
+//! jobs to return. Observers run on scheduler threads, cancel actions on the thread that
+//! cancels (the timer thread for a timeout), both without any runtime lock held; a panic in
+//! either is logged, never propagated.
 //!
 //! ## Log levels
 //!

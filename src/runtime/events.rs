@@ -56,13 +56,17 @@ pub enum EventKind {
 
 /// Receives task events.
 ///
-/// Called synchronously on the thread where the event happens, never with a runtime lock
-/// held: `Queued` and `Finished` on a scheduler thread, `Started` on the execution thread
-/// just before the job runs, `Heartbeat` on the waiting caller's thread. Keep it quick (hand
-/// slow work to a channel). A panicking observer is logged and skipped; it cannot break a
-/// task.
+/// Called on a scheduler thread, never with a runtime lock held, so neither an execution
+/// thread nor a waiting caller is held up by an observer. A task's events arrive one at a
+/// time and in the order of the changes they report: `Queued`, `Started`, any
+/// `Heartbeat`s, then `Finished`, and nothing after it (a task that ends before it is
+/// dispatched or started reports only what happened). Events of different tasks may
+/// interleave. Keep observers quick: a slow one delays other tasks' events and their
+/// dispatch. A panicking observer is logged and skipped; it cannot break a task.
 ///
-/// Any `Fn(&Event) + Send + Sync` closure is an observer.
+/// Any `Fn(&Event) + Send + Sync` closure is an observer. An observer must not own a
+/// [`Runtime`](crate::Runtime) handle of the runtime it observes: that handle would keep
+/// the runtime alive until an explicit shutdown.
 pub trait Observer: Send + Sync {
     /// Called once per event.
     fn on_event(&self, event: &Event);

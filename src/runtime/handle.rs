@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use super::record::Record;
 use super::shared::Shared;
-use super::task::{Record, TaskId, TaskStatus};
+use super::task::{TaskId, TaskStatus};
 use super::time::deadline_after;
 use super::{CancelReason, CancelToken};
 use crate::error::{Error, ErrorKind};

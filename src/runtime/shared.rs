@@ -3,7 +3,7 @@
 //! ends the task first), deadlines (timer thread) and shutdown.
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,12 +14,10 @@ use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex};
 use threadpool::ThreadPool;
 
-use super::events::{self, Event, EventKind, Observer};
+use super::events::{self, EventKind, Observer};
 use super::handle::{JobContext, TaskHandle};
-use super::task::{
-    Counters, Ending, Record, Start, Stats, TaskId, TaskSnapshot, TaskStatus, TimeoutKind,
-    sanitize_label,
-};
+use super::record::{Ending, Record, Runner, Start};
+use super::task::{Counters, Stats, TaskId, TaskSnapshot, TaskStatus, TimeoutKind, sanitize_label};
 use super::time::{self, deadline_after};
 use super::timer::{Timer, Wake};
 use super::{CancelReason, Config, RunOptions, panic_message};
@@ -35,12 +33,26 @@ pub(crate) struct Shared {
     timer_thread: Mutex<Option<JoinHandle<()>>>,
     scheduler: ThreadPool,
     executors: ThreadPool,
+    /// Which execution threads are free and which tasks wait for one. The execution pool
+    /// is only ever handed as many tasks as it has threads; the rest wait here.
+    slots: Mutex<Slots>,
+    /// Signalled (under `slots`) each time a job returns after `closing` was set, so
+    /// shutdown can wait for the last one.
+    job_returned: Condvar,
     next_seq: AtomicU64,
-    /// Set once by shutdown. After it is set, every job that gives its execution thread
-    /// back signals `slot_freed` (under `slot_lock`) so shutdown can wait for the last one.
+    /// Set once, by shutdown.
     pub(super) closing: AtomicBool,
-    slot_lock: Mutex<()>,
-    slot_freed: Condvar,
+}
+
+/// The execution threads' work queue. Lock order: `slots`, then a record's lock.
+struct Slots {
+    /// Execution threads not running a task. Invariant: `free > 0` only while `waiting` is
+    /// empty, so no thread idles while a task waits.
+    free: usize,
+    /// Dispatched tasks waiting for a thread, oldest first. Only Pending tasks enter
+    /// (checked under this lock) and a task that ends is taken out by its terminal write,
+    /// so this never holds more than `max_queued`.
+    waiting: VecDeque<Arc<Record>>,
 }
 
 /// Live tasks by id. A record enters at submission and leaves when its task has ended and
@@ -78,13 +90,14 @@ impl Shared {
         config: Config,
         observers: Vec<Arc<dyn Observer>>,
     ) -> Result<Arc<Shared>, Error> {
+        let execution_threads = config.execution_threads();
         let shared = Arc::new(Shared {
             scheduler: threadpool::Builder::new()
                 .num_threads(config.scheduler_threads())
                 .thread_name("subtask-scheduler".into())
                 .build(),
             executors: threadpool::Builder::new()
-                .num_threads(config.execution_threads())
+                .num_threads(execution_threads)
                 .thread_name("subtask-exec".into())
                 .build(),
             config,
@@ -96,10 +109,13 @@ impl Shared {
             counters: Counters::default(),
             timer: Timer::new(),
             timer_thread: Mutex::new(None),
+            slots: Mutex::new(Slots {
+                free: execution_threads,
+                waiting: VecDeque::new(),
+            }),
+            job_returned: Condvar::new(),
             next_seq: AtomicU64::new(0),
             closing: AtomicBool::new(false),
-            slot_lock: Mutex::new(()),
-            slot_freed: Condvar::new(),
         });
         let timer_shared = shared.clone();
         let timer_thread = std::thread::Builder::new()
@@ -123,17 +139,31 @@ impl Shared {
         self.admit()?;
         let (sender, receiver) = crossbeam_channel::bounded(1);
         let fail_sender = sender.clone();
+        let runner: Runner = Box::new(move |shared, record| {
+            let context = JobContext { record };
+            let outcome =
+                catch_unwind(AssertUnwindSafe(|| job(&context))).unwrap_or_else(|panic| {
+                    Err(Error::new(
+                        ErrorKind::Panic,
+                        format!(
+                            "task {} panicked: {}",
+                            record.id,
+                            panic_message(panic.as_ref())
+                        ),
+                    ))
+                });
+            shared.complete(record, outcome, &sender);
+        });
         let label = sanitize_label(options.label.as_deref());
-        let submitted_at = Instant::now();
         let record = self
             .register(label, |seq, id, label| {
                 Record::new(
                     seq,
                     id,
                     label,
-                    submitted_at,
                     limits,
                     options.observer,
+                    runner,
                     Box::new(move |error| {
                         let _ = fail_sender.send(Err(error));
                     }),
@@ -146,8 +176,10 @@ impl Shared {
         self.counters.submitted.fetch_add(1, Ordering::Relaxed);
         let dispatcher = self.clone();
         let dispatched = record.clone();
-        self.scheduler
-            .execute(move || dispatcher.dispatch(dispatched, job, sender));
+        self.scheduler.execute(move || {
+            let _thread = OnRuntimeThread::enter(&dispatcher);
+            dispatcher.dispatch(dispatched);
+        });
         Ok(TaskHandle {
             shared: self.clone(),
             record,
@@ -254,65 +286,63 @@ impl Shared {
         self.registry.lock().tasks.values().cloned().collect()
     }
 
-    /// Scheduler thread: admission and dispatch. Never waits on a run.
-    fn dispatch<T, F>(
-        self: Arc<Self>,
-        record: Arc<Record>,
-        job: F,
-        sender: Sender<Result<T, Error>>,
-    ) where
-        T: Send + 'static,
-        F: FnOnce(&JobContext<'_>) -> Result<T, Error> + Send + 'static,
-    {
-        let _thread = OnRuntimeThread::enter(&self);
+    /// Scheduler thread: hands the task to a free execution thread, or queues it for the
+    /// next one. Never waits on a run.
+    fn dispatch(self: &Arc<Self>, record: Arc<Record>) {
+        self.post(&record, |_| EventKind::Queued);
+        let mut slots = self.slots.lock();
         if record.status() != TaskStatus::Pending {
-            return; // cancelled or timed out before a scheduler thread got to it
+            return; // ended (cancelled, timed out) before it was dispatched
         }
-        self.emit(&record, EventKind::Queued);
+        if slots.free == 0 {
+            slots.waiting.push_back(record);
+            return;
+        }
+        slots.free -= 1;
+        drop(slots);
         let executor = self.clone();
-        self.executors
-            .execute(move || executor.execute(record, job, sender));
+        self.executors.execute(move || {
+            let _thread = OnRuntimeThread::enter(&executor);
+            executor.work(record);
+        });
     }
 
-    /// Execution thread: starts the run, runs the job, delivers its outcome.
-    fn execute<T, F>(self: Arc<Self>, record: Arc<Record>, job: F, sender: Sender<Result<T, Error>>)
-    where
-        T: Send + 'static,
-        F: FnOnce(&JobContext<'_>) -> Result<T, Error> + Send + 'static,
-    {
-        let _thread = OnRuntimeThread::enter(&self);
+    /// Execution thread: runs `first`, then whatever waits, until nothing does.
+    fn work(self: &Arc<Self>, first: Arc<Record>) {
+        let mut next = Some(first);
+        while let Some(record) = next {
+            self.run(record);
+            next = {
+                let mut slots = self.slots.lock();
+                let next = slots.waiting.pop_front();
+                if next.is_none() {
+                    slots.free += 1;
+                }
+                next
+            };
+        }
+    }
+
+    /// Execution thread: starts the run and runs the job, which delivers its outcome.
+    fn run(self: &Arc<Self>, record: Arc<Record>) {
         let started_at = Instant::now();
-        match record.start(started_at, &self.counters, &self.timer) {
-            Start::Running => {}
+        let runner = match record.start(started_at, &self.counters, &self.timer) {
+            Start::Running(runner) => runner,
             Start::Ended => return,
             Start::Expired(limit) => {
                 self.time_out(&record, limit, started_at);
                 return;
             }
-        }
-        self.emit(
-            &record,
-            EventKind::Started {
-                queued_for: started_at.saturating_duration_since(record.submitted_at),
-            },
-        );
-        let context = JobContext { record: &record };
-        let outcome = catch_unwind(AssertUnwindSafe(|| job(&context))).unwrap_or_else(|panic| {
-            Err(Error::new(
-                ErrorKind::Panic,
-                format!(
-                    "task {} panicked: {}",
-                    record.id,
-                    panic_message(panic.as_ref())
-                ),
-            ))
+        };
+        self.post(&record, |_| EventKind::Started {
+            queued_for: started_at.saturating_duration_since(record.submitted_at),
         });
-        self.complete(&record, outcome, &sender);
+        runner(self, &record);
     }
 
     /// The job returned: end the task with its outcome unless it already ended, and give
     /// the execution thread back.
-    fn complete<T>(
+    pub(super) fn complete<T>(
         self: &Arc<Self>,
         record: &Arc<Record>,
         outcome: Result<T, Error>,
@@ -363,8 +393,8 @@ impl Shared {
             }
         }
         if self.closing.load(Ordering::SeqCst) {
-            let _lock = self.slot_lock.lock();
-            self.slot_freed.notify_all();
+            let _slots = self.slots.lock();
+            self.job_returned.notify_all();
         }
     }
 
@@ -383,6 +413,9 @@ impl Shared {
             return false;
         }
         record.token.trip(reason);
+        if ending.was_pending {
+            self.unqueue(record);
+        }
         if ending.remove {
             self.forget(record);
         }
@@ -390,7 +423,22 @@ impl Shared {
             wake_caller(error.clone());
         }
         self.finished(record, &ending, Some(error));
+        // The job of a task that never ran: its captures go now, on this thread.
+        drop(ending.runner.take());
         true
+    }
+
+    /// Takes an ended task out of the slot queue, if it waits there.
+    fn unqueue(&self, record: &Record) {
+        let removed = {
+            let mut slots = self.slots.lock();
+            let position = slots
+                .waiting
+                .iter()
+                .position(|queued| queued.seq == record.seq);
+            position.and_then(|position| slots.waiting.remove(position))
+        };
+        drop(removed);
     }
 
     fn time_out(self: &Arc<Self>, record: &Arc<Record>, limit: TimeoutKind, now: Instant) -> bool {
@@ -411,11 +459,11 @@ impl Shared {
     }
 
     fn forget(&self, record: &Record) {
-        self.registry.lock().tasks.remove(&record.id);
+        let removed = self.registry.lock().tasks.remove(&record.id);
+        drop(removed); // outside the lock: never the last reference, but cheap to be sure
     }
 
-    /// Lifecycle work after a terminal write: the `Finished` event goes to the scheduler
-    /// pool, so neither an execution thread nor a caller waits on observers.
+    /// After a terminal write: queue the `Finished` event.
     fn finished(self: &Arc<Self>, record: &Arc<Record>, ending: &Ending, error: Option<Error>) {
         log::debug!("task {} {}", record.id, ending.status);
         if !self.has_observers(record) {
@@ -427,29 +475,41 @@ impl Shared {
             ran_for: ending.ran_for,
             error,
         };
-        let shared = self.clone();
-        let record = record.clone();
-        self.scheduler.execute(move || {
-            let _thread = OnRuntimeThread::enter(&shared);
-            shared.emit(&record, kind);
-        });
+        if record.post_finished(kind) {
+            self.deliver(record);
+        }
     }
 
     fn has_observers(&self, record: &Record) -> bool {
         !self.observers.is_empty() || record.observer.is_some()
     }
 
-    fn emit(&self, record: &Record, kind: EventKind) {
-        if !self.has_observers(record) {
-            return;
+    /// Queues an event of a live task for its observers.
+    fn post(self: &Arc<Self>, record: &Arc<Record>, make: impl FnOnce(TaskStatus) -> EventKind) {
+        if self.has_observers(record) && record.post_live(make) {
+            self.deliver(record);
         }
-        let event = Event {
-            task: record.id.clone(),
-            label: record.label.clone(),
-            at: Instant::now(),
-            kind,
-        };
-        events::notify(self.observers.iter().chain(record.observer.iter()), &event);
+    }
+
+    /// Starts delivering a task's queued events on a scheduler thread: in order, one at a
+    /// time, never under a lock, so neither an execution thread nor a caller waits on an
+    /// observer.
+    fn deliver(self: &Arc<Self>, record: &Arc<Record>) {
+        let shared = self.clone();
+        let record = record.clone();
+        self.scheduler.execute(move || {
+            let _thread = OnRuntimeThread::enter(&shared);
+            loop {
+                let events = record.take_events();
+                if events.is_empty() {
+                    break;
+                }
+                for event in &events {
+                    events::notify(shared.observers.iter().chain(record.observer.iter()), event);
+                }
+            }
+            drop(record); // while this thread is marked: it may hold the last Runtime
+        });
     }
 
     /// The timer thread: ends tasks at their deadlines; every poll interval, warns about
@@ -496,14 +556,10 @@ impl Shared {
         }
     }
 
-    pub(super) fn heartbeat(&self, record: &Record, now: Instant) {
-        let status = record.status();
-        if status.is_terminal() {
-            return;
-        }
+    pub(super) fn heartbeat(self: &Arc<Self>, record: &Arc<Record>, now: Instant) {
         let elapsed = now.saturating_duration_since(record.submitted_at);
-        log::debug!("task {} {status} for {}", record.id, time::human(elapsed));
-        self.emit(record, EventKind::Heartbeat { status, elapsed });
+        log::debug!("task {} waited on for {}", record.id, time::human(elapsed));
+        self.post(record, |status| EventKind::Heartbeat { status, elapsed });
     }
 
     pub(super) fn shutdown(self: &Arc<Self>, grace: Duration) -> Result<(), Error> {
@@ -536,9 +592,13 @@ impl Shared {
         }
         let deadline = deadline_after(started, grace);
         {
-            let mut lock = self.slot_lock.lock();
+            let mut slots = self.slots.lock();
             while self.counters.in_slot.load(Ordering::SeqCst) > 0 {
-                if self.slot_freed.wait_until(&mut lock, deadline).timed_out() {
+                if self
+                    .job_returned
+                    .wait_until(&mut slots, deadline)
+                    .timed_out()
+                {
                     break;
                 }
             }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::task::Record;
+use super::record::Record;
 
 pub(crate) struct Timer {
     queue: Mutex<Queue>,
