@@ -27,13 +27,22 @@ const CASCADE_TIMEOUT: Duration = Duration::from_millis(500);
 const RECOVERY_ROUNDS: usize = 25;
 const RECOVERY_TIMEOUT: Duration = Duration::from_millis(20);
 const RECOVERY_SLEEP: Duration = Duration::from_secs(60);
+/// How long a latch waits before the bench gives up on a round.
+const LATCH_LIMIT: Duration = Duration::from_secs(10);
 
 fn main() {
     let json = std::env::args().skip(1).any(|arg| arg == "--json");
-    let runtime = || Runtime::builder().build().expect("a default runtime starts");
+    let runtime = || {
+        Runtime::builder()
+            .build()
+            .expect("a default runtime starts")
+    };
 
+    let first = runtime();
+    let config = first.config().clone();
     progress("wake latency");
-    let wake = Samples::new(wake_latency(&runtime()));
+    let wake = Samples::new(wake_latency(&first));
+    drop(first);
     progress("round trip");
     let roundtrip = Samples::new(roundtrip(&runtime()));
     progress("throughput");
@@ -43,7 +52,6 @@ fn main() {
     progress("slot recovery");
     let recovery = Samples::new(slot_recovery(&runtime()));
 
-    let config = runtime().config().clone();
     let report = Report {
         pools: format!(
             "{} scheduler + {} execution threads, poll interval {:?}",
@@ -223,9 +231,13 @@ fn slot_recovery(runtime: &Runtime) -> Vec<Duration> {
         // Followers are queued only once every slot holds a sleeper, so none of them can
         // overtake a sleeper through the scheduler pool.
         running.wait();
+        // A follower holds its thread until every follower has started, so each freed
+        // thread runs exactly one and every sleeper gives a sample.
+        let followed = Arc::new(Latch::new(slots));
         let followers: Vec<_> = (0..slots)
             .map(|_| {
                 let starts = starts.clone();
+                let followed = followed.clone();
                 runtime
                     .submit(
                         move |_| {
@@ -234,6 +246,8 @@ fn slot_recovery(runtime: &Runtime) -> Vec<Duration> {
                                 .lock()
                                 .unwrap()
                                 .push((thread::current().id(), started_at));
+                            followed.count_down();
+                            followed.wait();
                             Ok(())
                         },
                         RunOptions::new(),
@@ -248,16 +262,10 @@ fn slot_recovery(runtime: &Runtime) -> Vec<Duration> {
         for follower in followers {
             follower.wait().expect("a follower completes");
         }
-        // A thread that ran no follower this round (another thread took two) gives no sample.
-        let mut first_start: HashMap<ThreadId, Instant> = HashMap::new();
-        for &(thread, started_at) in starts.lock().unwrap().iter() {
-            let first = first_start.entry(thread).or_insert(started_at);
-            *first = (*first).min(started_at);
-        }
+        let starts: HashMap<ThreadId, Instant> = starts.lock().unwrap().iter().copied().collect();
         for &(thread, deadline) in deadlines.lock().unwrap().iter() {
-            if let Some(&started_at) = first_start.get(&thread) {
-                samples.push(started_at.saturating_duration_since(deadline));
-            }
+            let started_at = starts[&thread];
+            samples.push(started_at.saturating_duration_since(deadline));
         }
     }
     samples
@@ -285,11 +293,19 @@ impl Latch {
         }
     }
 
+    /// Blocks until the latch opens; panics after `LATCH_LIMIT` rather than hang the bench.
     fn wait(&self) {
-        let mut remaining = self.remaining.lock().unwrap();
-        while *remaining > 0 {
-            remaining = self.opened.wait(remaining).unwrap();
-        }
+        let (remaining, wait) = self
+            .opened
+            .wait_timeout_while(self.remaining.lock().unwrap(), LATCH_LIMIT, |remaining| {
+                *remaining > 0
+            })
+            .unwrap();
+        assert!(
+            !wait.timed_out(),
+            "{} of the expected jobs never started",
+            *remaining
+        );
     }
 }
 
@@ -362,22 +378,22 @@ impl Report {
 
     fn table(&self) -> String {
         let mut out = String::new();
-        let mut row = |metric: &str, value: String, target: Option<(String, bool)>, samples: &str| {
-            let (target, mark) = match target {
-                Some((target, met)) => (target, if met { "✓" } else { "✗" }),
-                None => (String::new(), ""),
-            };
-            let _ = writeln!(
-                out,
-                "{metric:<26} {value:>14}   {target:<14} {mark:<2} {samples}"
-            );
-        };
-        row(
-            "metric",
-            "value".into(),
-            Some(("target".into(), true)),
-            "samples",
+        let _ = writeln!(
+            out,
+            "{:<26} {:>14}   {:<14} {:<2} samples",
+            "metric", "value", "target", "ok"
         );
+        let mut row =
+            |metric: &str, value: String, target: Option<(String, bool)>, samples: &str| {
+                let (target, mark) = match target {
+                    Some((target, met)) => (target, if met { "✓" } else { "✗" }),
+                    None => (String::new(), ""),
+                };
+                let _ = writeln!(
+                    out,
+                    "{metric:<26} {value:>14}   {target:<14} {mark:<2} {samples}"
+                );
+            };
         let at_most = |value: f64, target: f64, unit: &str| {
             Some((format!("≤ {target} {unit}"), value <= target))
         };
@@ -408,7 +424,10 @@ impl Report {
         row(
             "throughput",
             format!("{per_s:.0} jobs/s"),
-            Some((format!("≥ {THROUGHPUT_TARGET_PER_S:.0} /s"), per_s >= THROUGHPUT_TARGET_PER_S)),
+            Some((
+                format!("≥ {THROUGHPUT_TARGET_PER_S:.0} /s"),
+                per_s >= THROUGHPUT_TARGET_PER_S,
+            )),
             &format!(
                 "{} jobs, {THROUGHPUT_CALLERS} callers, {:.0} ms",
                 self.throughput.jobs,

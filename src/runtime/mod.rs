@@ -19,6 +19,7 @@ mod cancel;
 mod config;
 mod events;
 mod handle;
+mod pool;
 mod record;
 mod shared;
 mod task;

@@ -140,7 +140,7 @@ impl Record {
         let mut state = self.state.lock();
         if state.status == TaskStatus::Pending && state.timer_deadline.is_none() {
             let deadline = self.queue_deadline.min(self.wait_deadline);
-            timer.insert(self, deadline);
+            timer.reschedule(self, None, deadline);
             state.timer_deadline = Some(deadline);
         }
     }
@@ -176,11 +176,8 @@ impl Record {
         state.in_slot = true;
         counters.queued.fetch_sub(1, Ordering::Relaxed);
         counters.running.fetch_add(1, Ordering::Relaxed);
-        counters.in_slot.fetch_add(1, Ordering::SeqCst);
-        if let Some(old) = state.timer_deadline.replace(run_deadline.0) {
-            timer.remove(old, self.seq);
-        }
-        timer.insert(self, run_deadline.0);
+        let old = state.timer_deadline.replace(run_deadline.0);
+        timer.reschedule(self, old, run_deadline.0);
         self.token.set_deadline(run_deadline.0, run_deadline.1);
         Start::Running(runner)
     }
@@ -205,7 +202,6 @@ impl Record {
         if leaving_slot {
             debug_assert!(state.in_slot);
             state.in_slot = false;
-            counters.in_slot.fetch_sub(1, Ordering::SeqCst);
         }
         let queued_for = state
             .started_at

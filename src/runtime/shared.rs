@@ -11,11 +11,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use parking_lot::{Condvar, Mutex};
-use threadpool::ThreadPool;
+use parking_lot::Mutex;
 
 use super::events::{self, EventKind, Observer};
 use super::handle::{JobContext, TaskHandle};
+use super::pool::Pool;
 use super::record::{Ending, Record, Runner, Start};
 use super::task::{Counters, Stats, TaskId, TaskSnapshot, TaskStatus, TimeoutKind, sanitize_label};
 use super::time::{self, deadline_after};
@@ -31,14 +31,11 @@ pub(crate) struct Shared {
     counters: Counters,
     pub(super) timer: Timer,
     timer_thread: Mutex<Option<JoinHandle<()>>>,
-    scheduler: ThreadPool,
-    executors: ThreadPool,
+    scheduler: Pool,
+    executors: Pool,
     /// Which execution threads are free and which tasks wait for one. The execution pool
     /// is only ever handed as many tasks as it has threads; the rest wait here.
     slots: Mutex<Slots>,
-    /// Signalled (under `slots`) each time a job returns after `closing` was set, so
-    /// shutdown can wait for the last one.
-    job_returned: Condvar,
     next_seq: AtomicU64,
     /// Set once, by shutdown.
     pub(super) closing: AtomicBool,
@@ -92,14 +89,8 @@ impl Shared {
     ) -> Result<Arc<Shared>, Error> {
         let execution_threads = config.execution_threads();
         let shared = Arc::new(Shared {
-            scheduler: threadpool::Builder::new()
-                .num_threads(config.scheduler_threads())
-                .thread_name("subtask-scheduler".into())
-                .build(),
-            executors: threadpool::Builder::new()
-                .num_threads(execution_threads)
-                .thread_name("subtask-exec".into())
-                .build(),
+            scheduler: Pool::new("subtask-scheduler", config.scheduler_threads())?,
+            executors: Pool::new("subtask-exec", execution_threads)?,
             config,
             observers,
             registry: Mutex::new(Registry {
@@ -113,7 +104,6 @@ impl Shared {
                 free: execution_threads,
                 waiting: VecDeque::new(),
             }),
-            job_returned: Condvar::new(),
             next_seq: AtomicU64::new(0),
             closing: AtomicBool::new(false),
         });
@@ -392,10 +382,6 @@ impl Shared {
                 self.forget(record);
             }
         }
-        if self.closing.load(Ordering::SeqCst) {
-            let _slots = self.slots.lock();
-            self.job_returned.notify_all();
-        }
     }
 
     /// Ends a task from outside its job (cancel, timeout, shutdown, dropped handle): trips
@@ -590,19 +576,6 @@ impl Shared {
             log::debug!("shutdown called from a runtime thread: not waiting for jobs");
             return Ok(());
         }
-        let deadline = deadline_after(started, grace);
-        {
-            let mut slots = self.slots.lock();
-            while self.counters.in_slot.load(Ordering::SeqCst) > 0 {
-                if self
-                    .job_returned
-                    .wait_until(&mut slots, deadline)
-                    .timed_out()
-                {
-                    break;
-                }
-            }
-        }
         self.timer.stop();
         let timer_thread = self.timer_thread.lock().take();
         if let Some(thread) = timer_thread
@@ -610,8 +583,11 @@ impl Shared {
         {
             log::error!("the timer thread panicked");
         }
-        self.scheduler.join();
-        let stuck = self.counters.in_slot.load(Ordering::SeqCst);
+        // Execution threads exit as their jobs return (at once for cooperative ones), so
+        // waiting for them is waiting for the jobs. Then the scheduler threads deliver the
+        // events those jobs posted, and exit too.
+        let stuck = self.executors.stop(deadline_after(started, grace));
+        self.scheduler.stop(deadline_after(Instant::now(), grace));
         if stuck > 0 {
             return Err(Error::timeout(
                 TimeoutKind::Execution,
@@ -623,7 +599,6 @@ impl Shared {
                 ),
             ));
         }
-        self.executors.join();
         log::debug!("runtime shut down in {}", time::human(started.elapsed()));
         Ok(())
     }

@@ -204,9 +204,6 @@ pub(crate) struct Counters {
     pub(crate) queued: AtomicUsize,
     pub(crate) running: AtomicUsize,
     pub(crate) zombies: AtomicUsize,
-    /// Jobs on execution threads: `running + zombies`, kept apart so shutdown can wait on
-    /// one number that never reads low mid-transition.
-    pub(crate) in_slot: AtomicUsize,
     pub(crate) submitted: AtomicU64,
     pub(crate) rejected: AtomicU64,
     pub(crate) completed: AtomicU64,

@@ -25,6 +25,10 @@ struct Queue {
     /// `(deadline, seq)` → task. Lock order: a record's lock may be held while this one is
     /// taken, never the reverse (the timer thread takes no record lock while holding it).
     entries: BTreeMap<(Instant, u64), Arc<Record>>,
+    /// When the timer thread will wake by itself, while it sleeps. An insert signals it only
+    /// if the new deadline comes earlier: with the usual timeouts (minutes) and the
+    /// housekeeping tick (seconds) that is rare, so a task costs the timer thread no wake.
+    sleeping_until: Option<Instant>,
     stopped: bool,
 }
 
@@ -46,15 +50,14 @@ impl Timer {
         }
     }
 
-    pub(crate) fn insert(&self, record: &Arc<Record>, deadline: Instant) {
-        let key = (deadline, record.seq);
+    /// Moves a task's entry from `old` (if any) to `new`.
+    pub(crate) fn reschedule(&self, record: &Arc<Record>, old: Option<Instant>, new: Instant) {
         let mut queue = self.queue.lock();
-        let becomes_first = queue
-            .entries
-            .first_key_value()
-            .is_none_or(|(first, _)| key < *first);
-        queue.entries.insert(key, record.clone());
-        if becomes_first {
+        if let Some(old) = old {
+            queue.entries.remove(&(old, record.seq));
+        }
+        queue.entries.insert((new, record.seq), record.clone());
+        if queue.sleeping_until.is_some_and(|wake| new < wake) {
             self.changed.notify_one();
         }
     }
@@ -88,7 +91,9 @@ impl Timer {
                 Some((&(first, _), _)) => first.min(housekeeping_at),
                 None => housekeeping_at,
             };
+            queue.sleeping_until = Some(until);
             self.changed.wait_until(&mut queue, until);
+            queue.sleeping_until = None;
         }
     }
 
