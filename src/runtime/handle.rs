@@ -10,7 +10,7 @@ use super::record::Record;
 use super::shared::Shared;
 use super::task::{TaskId, TaskStatus};
 use super::time::deadline_after;
-use super::{CancelReason, CancelToken};
+use super::CancelToken;
 use crate::error::{Error, ErrorKind};
 
 /// What a job gets: its task's id and its [`CancelToken`].
@@ -70,15 +70,7 @@ impl<T> TaskHandle<T> {
 
     /// Cancels the task; `false` if it had already ended.
     pub fn cancel(&self) -> bool {
-        self.shared.end_task(
-            &self.record,
-            TaskStatus::Cancelled,
-            CancelReason::Cancelled,
-            Error::new(
-                ErrorKind::Cancelled,
-                format!("task {} was cancelled by the host", self.record.id),
-            ),
-        )
+        self.shared.cancel_task(&self.record, "by the host")
     }
 
     /// Blocks until the task ends and returns its outcome. Woken the moment the task ends;
@@ -122,18 +114,8 @@ impl<T> TaskHandle<T> {
 impl<T> Drop for TaskHandle<T> {
     fn drop(&mut self) {
         if !self.delivered {
-            self.shared.end_task(
-                &self.record,
-                TaskStatus::Cancelled,
-                CancelReason::Cancelled,
-                Error::new(
-                    ErrorKind::Cancelled,
-                    format!(
-                        "task {} was cancelled because its handle was dropped",
-                        self.record.id
-                    ),
-                ),
-            );
+            self.shared
+                .cancel_task(&self.record, "because its handle was dropped");
         }
     }
 }

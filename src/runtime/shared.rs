@@ -180,34 +180,28 @@ impl Shared {
 
     pub(super) fn cancel(self: &Arc<Self>, id: &str) -> bool {
         let record = self.registry.lock().tasks.get(id).cloned();
-        record.is_some_and(|record| {
-            self.end_task(
-                &record,
-                TaskStatus::Cancelled,
-                CancelReason::Cancelled,
-                Error::new(
-                    ErrorKind::Cancelled,
-                    format!("task {} was cancelled by the host", record.id),
-                ),
-            )
-        })
+        record.is_some_and(|record| self.cancel_task(&record, "by the host"))
     }
 
     pub(super) fn cancel_all(self: &Arc<Self>) -> usize {
         self.live_records()
             .iter()
-            .filter(|record| {
-                self.end_task(
-                    record,
-                    TaskStatus::Cancelled,
-                    CancelReason::Cancelled,
-                    Error::new(
-                        ErrorKind::Cancelled,
-                        format!("task {} was cancelled by the host (cancel all)", record.id),
-                    ),
-                )
-            })
+            .filter(|record| self.cancel_task(record, "by the host (cancel all)"))
             .count()
+    }
+
+    /// Ends a task as `Cancelled`; its caller reads "task … was cancelled {why}".
+    pub(super) fn cancel_task(self: &Arc<Self>, record: &Arc<Record>, why: &str) -> bool {
+        let error = Error::new(
+            ErrorKind::Cancelled,
+            format!("task {} was cancelled {why}", record.id),
+        );
+        self.end_task(
+            record,
+            TaskStatus::Cancelled,
+            CancelReason::Cancelled,
+            error,
+        )
     }
 
     pub(super) fn stats(&self) -> Stats {
