@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use super::CancelToken;
 use super::record::Record;
 use super::shared::Shared;
 use super::task::{TaskId, TaskStatus};
 use super::time::deadline_after;
-use super::CancelToken;
 use crate::error::{Error, ErrorKind};
 
 /// What a job gets: its task's id and its [`CancelToken`].

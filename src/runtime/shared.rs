@@ -538,7 +538,11 @@ impl Shared {
 
     pub(super) fn heartbeat(self: &Arc<Self>, record: &Arc<Record>, now: Instant) {
         let elapsed = now.saturating_duration_since(record.submitted_at);
-        log::debug!("task {} waited on for {}", record.id, time::human(elapsed));
+        log::debug!(
+            "task {}: caller waiting for {}",
+            record.id,
+            time::human(elapsed)
+        );
         self.post(record, |status| EventKind::Heartbeat { status, elapsed });
     }
 
