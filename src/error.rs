@@ -26,6 +26,10 @@ pub enum ErrorKind {
     Shutdown,
     /// The job panicked; the message carries the panic message.
     Panic,
+    /// An LLM provider refused or failed a request, or could not be reached;
+    /// [`Error::provider_details`] has what it said. Retryable when the provider says so
+    /// (rate limits, overload, server errors).
+    Provider,
     /// An I/O operation failed.
     Io,
     /// The job failed for a reason of its own.
@@ -45,6 +49,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Shutdown => "shutdown",
             ErrorKind::Panic => "panic",
+            ErrorKind::Provider => "provider",
             ErrorKind::Io => "i/o",
             ErrorKind::Other => "failed",
             ErrorKind::Internal => "internal",
@@ -69,7 +74,29 @@ pub struct Error {
     message: String,
     timeout: Option<TimeoutKind>,
     retryable: bool,
+    provider: Option<Arc<ProviderDetails>>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+/// What an LLM provider said about a failed request: everything needed to act on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProviderDetails {
+    /// `openai`, `openai-compat` or `anthropic`.
+    pub provider: String,
+    /// The HTTP status; `None` when no response came (connection failure, stall) and
+    /// `Some(200)` for an error sent inside a successful stream.
+    pub status: Option<u16>,
+    /// The provider's error type (`rate_limit_error`, `insufficient_quota`…), if given.
+    pub error_type: Option<String>,
+    /// The provider's error code, if given apart from the type.
+    pub code: Option<String>,
+    /// The provider's own message.
+    pub message: String,
+    /// The request id the provider assigned (`request-id`, `x-request-id`), for support.
+    pub request_id: Option<String>,
+    /// How many requests were made in all (1 + retries).
+    pub attempts: u32,
 }
 
 /// Shorthand for `std::result::Result<T, subtask::Error>`.
@@ -83,6 +110,7 @@ impl Error {
             message: message.into(),
             timeout: None,
             retryable: kind == ErrorKind::QueueFull,
+            provider: None,
             source: None,
         }
     }
@@ -106,6 +134,38 @@ impl Error {
     pub fn timeout(limit: TimeoutKind, message: impl Into<String>) -> Error {
         let mut error = Error::new(ErrorKind::Timeout, message);
         error.timeout = Some(limit);
+        error
+    }
+
+    /// A provider error. The message reads like `anthropic: HTTP 529 overloaded_error:
+    /// Overloaded (request req_1; 3 attempts)`.
+    pub fn provider(details: ProviderDetails, retryable: bool) -> Error {
+        let mut message = format!("{}: ", details.provider);
+        if let Some(status) = details.status {
+            message.push_str(&format!("HTTP {status} "));
+        }
+        if let Some(error_type) = &details.error_type {
+            message.push_str(error_type);
+            message.push_str(": ");
+        }
+        message.push_str(&details.message);
+        let mut notes = Vec::new();
+        if let Some(code) = &details.code
+            && details.error_type.as_ref() != Some(code)
+        {
+            notes.push(format!("code {code}"));
+        }
+        if let Some(request_id) = &details.request_id {
+            notes.push(format!("request {request_id}"));
+        }
+        if details.attempts > 1 {
+            notes.push(format!("{} attempts", details.attempts));
+        }
+        if !notes.is_empty() {
+            message.push_str(&format!(" ({})", notes.join("; ")));
+        }
+        let mut error = Error::new(ErrorKind::Provider, message).with_retryable(retryable);
+        error.provider = Some(Arc::new(details));
         error
     }
 
@@ -140,6 +200,11 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         self.retryable
     }
+
+    /// For [`ErrorKind::Provider`]: what the provider said.
+    pub fn provider_details(&self) -> Option<&ProviderDetails> {
+        self.provider.as_deref()
+    }
 }
 
 impl fmt::Display for Error {
@@ -154,6 +219,9 @@ impl fmt::Debug for Error {
         s.field("kind", &self.kind).field("message", &self.message);
         if let Some(limit) = self.timeout {
             s.field("timeout", &limit);
+        }
+        if let Some(provider) = &self.provider {
+            s.field("provider", provider);
         }
         if let Some(source) = &self.source {
             s.field("source", source);
@@ -194,6 +262,29 @@ mod tests {
         assert_eq!(error.kind(), ErrorKind::Io);
         assert_eq!(error.to_string(), "no such file");
         assert!(std::error::Error::source(&error).is_some());
+    }
+
+    #[test]
+    fn provider_errors_say_everything_a_user_acts_on() {
+        let error = Error::provider(
+            ProviderDetails {
+                provider: "anthropic".into(),
+                status: Some(529),
+                error_type: Some("overloaded_error".into()),
+                code: None,
+                message: "Overloaded".into(),
+                request_id: Some("req_1".into()),
+                attempts: 3,
+            },
+            true,
+        );
+        assert_eq!(error.kind(), ErrorKind::Provider);
+        assert!(error.is_retryable());
+        assert_eq!(
+            error.to_string(),
+            "anthropic: HTTP 529 overloaded_error: Overloaded (request req_1; 3 attempts)"
+        );
+        assert_eq!(error.provider_details().unwrap().status, Some(529));
     }
 
     #[test]

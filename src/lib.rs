@@ -63,9 +63,10 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod error;
+pub mod llm;
 mod runtime;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, ProviderDetails, Result};
 pub use runtime::{
     CancelGuard, CancelReason, CancelToken, Config, Event, EventKind, JobContext, Observer,
     RunOptions, Runtime, RuntimeBuilder, Stats, TaskHandle, TaskId, TaskSnapshot, TaskStatus,

@@ -1,0 +1,443 @@
+//! Choosing and configuring a model: `provider:model` specs, short aliases, API keys and
+//! base URLs from the environment or from code.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::ChatModel;
+use super::anthropic::{Anthropic, AnthropicConfig};
+use super::http::HttpOptions;
+use super::openai::{MaxTokensField, OpenAiCompatible, OpenAiConfig};
+use super::pricing::Price;
+use crate::error::Error;
+
+/// The environment variable that names the model, as `provider:model` or an alias.
+pub const MODEL_VAR: &str = "SUBTASK_MODEL";
+
+/// An API key. Debug and Display print `ApiKey(***)`: a key never reaches a log, an error
+/// message or a transcript through this type.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a key.
+    pub fn new(key: impl Into<String>) -> ApiKey {
+        ApiKey(key.into())
+    }
+
+    /// The key itself, for the request header. Do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(***)")
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Which wire format and which service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Provider {
+    /// OpenAI's Chat Completions API (`openai:`).
+    OpenAi,
+    /// Any server that speaks Chat Completions: Ollama, vLLM, llama.cpp, LM Studio,
+    /// OpenRouter… (`openai-compat:`). Needs a base URL; the key is optional.
+    OpenAiCompat,
+    /// Anthropic's Messages API (`anthropic:`).
+    Anthropic,
+}
+
+impl Provider {
+    /// The prefix used in specs: `openai`, `openai-compat`, `anthropic`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "openai",
+            Provider::OpenAiCompat => "openai-compat",
+            Provider::Anthropic => "anthropic",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Provider> {
+        match name {
+            "openai" => Some(Provider::OpenAi),
+            "openai-compat" | "openai-compatible" | "compat" => Some(Provider::OpenAiCompat),
+            "anthropic" | "claude" => Some(Provider::Anthropic),
+            _ => None,
+        }
+    }
+
+    /// The variable holding this provider's key.
+    pub fn key_var(self) -> &'static str {
+        match self {
+            Provider::OpenAi | Provider::OpenAiCompat => "OPENAI_API_KEY",
+            Provider::Anthropic => "ANTHROPIC_API_KEY",
+        }
+    }
+
+    /// The variable holding this provider's base URL.
+    pub fn base_url_var(self) -> &'static str {
+        match self {
+            Provider::OpenAi | Provider::OpenAiCompat => "OPENAI_BASE_URL",
+            Provider::Anthropic => "ANTHROPIC_BASE_URL",
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Short names for common models, in one table.
+const ALIASES: &[(&str, &str)] = &[
+    ("sonnet", "anthropic:claude-sonnet-4-5"),
+    ("haiku", "anthropic:claude-haiku-4-5"),
+    ("opus", "anthropic:claude-opus-4-1"),
+    ("mini", "openai:gpt-4.1-mini"),
+    ("nano", "openai:gpt-4.1-nano"),
+    ("gpt-4.1", "openai:gpt-4.1"),
+    ("4o", "openai:gpt-4o"),
+    ("4o-mini", "openai:gpt-4o-mini"),
+];
+
+/// What an alias stands for: `sonnet` → `anthropic:claude-sonnet-4-5`.
+pub fn resolve_alias(name: &str) -> Option<&'static str> {
+    ALIASES
+        .iter()
+        .find(|(alias, _)| alias.eq_ignore_ascii_case(name))
+        .map(|(_, spec)| *spec)
+}
+
+fn known_specs() -> String {
+    ALIASES
+        .iter()
+        .map(|(alias, spec)| format!("{alias} ({spec})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Everything needed to build a model. Read it from the environment with
+/// [`from_env`](Self::from_env), or start from a spec with [`parse`](Self::parse) and set
+/// the rest in code.
+///
+/// ```
+/// use subtask::llm::{ModelConfig, Provider};
+///
+/// let config = ModelConfig::parse("openai-compat:qwen3")?
+///     .base_url("http://localhost:11434/v1");
+/// assert_eq!(config.provider, Provider::OpenAiCompat);
+/// let model = config.build()?;
+/// assert_eq!(model.name(), "openai-compat:qwen3");
+/// # Ok::<(), subtask::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ModelConfig {
+    /// The wire format and service.
+    pub provider: Provider,
+    /// The model's name at the provider.
+    pub model: String,
+    /// The key; required by `openai` and `anthropic`, optional for `openai-compat`.
+    pub api_key: Option<ApiKey>,
+    /// Where the API lives; `None` for the provider's own (required for `openai-compat`).
+    pub base_url: Option<String>,
+    /// Retries, stall and connect timeouts.
+    pub http: HttpOptions,
+    /// Stream responses (deltas as they come). Defaults to `true`.
+    pub stream: bool,
+    /// OpenAI-style only: the field that carries the output limit. Defaults to
+    /// `max_completion_tokens` for `openai`, `max_tokens` for `openai-compat`.
+    pub max_tokens_field: Option<MaxTokensField>,
+    /// Overrides the price table (for unlisted models or negotiated prices).
+    pub price: Option<Price>,
+}
+
+impl ModelConfig {
+    /// A config for `spec`: `provider:model` (`anthropic:claude-sonnet-4-5`,
+    /// `openai:gpt-4.1-mini`, `openai-compat:qwen3`) or an alias (`sonnet`, `haiku`,
+    /// `opus`, `mini`…). No key or URL yet.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for an unknown provider or alias.
+    pub fn parse(spec: &str) -> Result<ModelConfig, Error> {
+        let spec = spec.trim();
+        let resolved = resolve_alias(spec).unwrap_or(spec);
+        let Some((provider, model)) = resolved.split_once(':') else {
+            return Err(Error::config(format!(
+                "unknown model '{spec}': write provider:model (openai:…, openai-compat:…, \
+                 anthropic:…) or an alias: {}",
+                known_specs()
+            )));
+        };
+        let Some(provider) = Provider::parse(provider.trim()) else {
+            return Err(Error::config(format!(
+                "unknown provider '{provider}' in '{spec}': use openai, openai-compat or \
+                 anthropic"
+            )));
+        };
+        let model = model.trim();
+        if model.is_empty() {
+            return Err(Error::config(format!(
+                "'{spec}' names no model: write {provider}:<model>"
+            )));
+        }
+        Ok(ModelConfig {
+            provider,
+            model: model.to_string(),
+            api_key: None,
+            base_url: None,
+            http: HttpOptions::default(),
+            stream: true,
+            max_tokens_field: None,
+            price: None,
+        })
+    }
+
+    /// The model named by `SUBTASK_MODEL` (or, when unset, the provider whose key is set:
+    /// `anthropic:claude-sonnet-4-5` or `openai:gpt-4.1-mini`), with its key and base URL
+    /// from `ANTHROPIC_API_KEY` / `ANTHROPIC_BASE_URL` or `OPENAI_API_KEY` /
+    /// `OPENAI_BASE_URL`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the variable to set.
+    pub fn from_env() -> Result<ModelConfig, Error> {
+        ModelConfig::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) with another source of variables (tests, config files).
+    ///
+    /// # Errors
+    ///
+    /// As [`from_env`](Self::from_env).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<ModelConfig, Error> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let spec = match get(MODEL_VAR) {
+            Some(spec) => spec,
+            None if get("ANTHROPIC_API_KEY").is_some() => "sonnet".to_string(),
+            None if get("OPENAI_API_KEY").is_some() => "mini".to_string(),
+            None => {
+                return Err(Error::config(format!(
+                    "no model configured: set {MODEL_VAR} (e.g. anthropic:claude-sonnet-4-5, \
+                     openai:gpt-4.1-mini, or openai-compat:qwen3 with OPENAI_BASE_URL) and the \
+                     provider's key (ANTHROPIC_API_KEY or OPENAI_API_KEY)"
+                )));
+            }
+        };
+        Ok(ModelConfig::parse(&spec)?.fill_from(&get))
+    }
+
+    /// Fills the key and base URL from the environment where they are not set yet.
+    pub fn with_env(self) -> ModelConfig {
+        self.fill_from(&|name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    fn fill_from(mut self, get: &dyn Fn(&str) -> Option<String>) -> ModelConfig {
+        if self.api_key.is_none() {
+            self.api_key = get(self.provider.key_var()).map(ApiKey::new);
+        }
+        if self.base_url.is_none() {
+            self.base_url = get(self.provider.base_url_var());
+        }
+        self
+    }
+
+    /// Sets the key.
+    pub fn api_key(mut self, key: impl Into<String>) -> ModelConfig {
+        self.api_key = Some(ApiKey::new(key));
+        self
+    }
+
+    /// Sets the base URL (`http://localhost:11434/v1` for Ollama).
+    pub fn base_url(mut self, url: impl Into<String>) -> ModelConfig {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Sets retries and timeouts.
+    pub fn http(mut self, http: HttpOptions) -> ModelConfig {
+        self.http = http;
+        self
+    }
+
+    /// Streams responses or not.
+    pub fn stream(mut self, stream: bool) -> ModelConfig {
+        self.stream = stream;
+        self
+    }
+
+    /// Sets the price used for costs.
+    pub fn price(mut self, price: Price) -> ModelConfig {
+        self.price = Some(price);
+        self
+    }
+
+    /// `provider:model`.
+    pub fn name(&self) -> String {
+        format!("{}:{}", self.provider, self.model)
+    }
+
+    /// Builds the model.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when the key (`openai`, `anthropic`)
+    /// or the base URL (`openai-compat`) is missing, naming the variable to set.
+    pub fn build(&self) -> Result<Arc<dyn ChatModel>, Error> {
+        match self.provider {
+            Provider::Anthropic => Ok(Arc::new(Anthropic::new(AnthropicConfig {
+                model: self.model.clone(),
+                api_key: self.required_key()?,
+                base_url: self.base_url.clone(),
+                http: self.http.clone(),
+                stream: self.stream,
+                price: self.price,
+            }))),
+            Provider::OpenAi | Provider::OpenAiCompat => {
+                let api_key = match self.provider {
+                    Provider::OpenAi => Some(self.required_key()?),
+                    _ => self.api_key.clone(),
+                };
+                let base_url = match (&self.base_url, self.provider) {
+                    (Some(url), _) => Some(url.clone()),
+                    (None, Provider::OpenAiCompat) => {
+                        return Err(Error::config(format!(
+                            "{} needs the server's address: set OPENAI_BASE_URL (e.g. \
+                             http://localhost:11434/v1 for Ollama, http://localhost:8000/v1 for \
+                             vLLM) or ModelConfig::base_url",
+                            self.name()
+                        )));
+                    }
+                    (None, _) => None,
+                };
+                Ok(Arc::new(OpenAiCompatible::new(OpenAiConfig {
+                    provider: self.provider,
+                    model: self.model.clone(),
+                    api_key,
+                    base_url,
+                    http: self.http.clone(),
+                    stream: self.stream,
+                    max_tokens_field: self.max_tokens_field,
+                    price: self.price,
+                })))
+            }
+        }
+    }
+
+    fn required_key(&self) -> Result<ApiKey, Error> {
+        self.api_key.clone().ok_or_else(|| {
+            Error::config(format!(
+                "{} needs an API key: set {} or ModelConfig::api_key",
+                self.name(),
+                self.provider.key_var()
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    #[test]
+    fn specs_and_aliases_resolve() {
+        let config = ModelConfig::parse("sonnet").unwrap();
+        assert_eq!(
+            (config.provider, config.model.as_str()),
+            (Provider::Anthropic, "claude-sonnet-4-5")
+        );
+        assert_eq!(
+            ModelConfig::parse("openai:gpt-4.1-mini").unwrap().name(),
+            "openai:gpt-4.1-mini"
+        );
+        assert_eq!(
+            ModelConfig::parse("openai-compat:qwen3").unwrap().provider,
+            Provider::OpenAiCompat
+        );
+    }
+
+    #[test]
+    fn unknown_providers_and_aliases_are_config_errors() {
+        let error = ModelConfig::parse("gemini:pro").unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Config);
+        assert!(
+            error.message().contains("unknown provider 'gemini'"),
+            "{error}"
+        );
+        let error = ModelConfig::parse("sonet").unwrap_err();
+        assert!(
+            error
+                .message()
+                .contains("sonnet (anthropic:claude-sonnet-4-5)"),
+            "{error}"
+        );
+        assert!(ModelConfig::parse("openai:").is_err());
+    }
+
+    #[test]
+    fn the_environment_supplies_model_key_and_url() {
+        let config = ModelConfig::from_lookup(lookup(&[
+            ("SUBTASK_MODEL", "openai-compat:qwen3"),
+            ("OPENAI_BASE_URL", "http://localhost:11434/v1"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.base_url.as_deref(),
+            Some("http://localhost:11434/v1")
+        );
+        assert_eq!(config.api_key, None);
+        assert!(config.build().is_ok());
+        let config =
+            ModelConfig::from_lookup(lookup(&[("ANTHROPIC_API_KEY", "sk-ant-secret")])).unwrap();
+        assert_eq!(config.name(), "anthropic:claude-sonnet-4-5");
+    }
+
+    #[test]
+    fn missing_settings_name_the_variable_to_set() {
+        let error = ModelConfig::from_lookup(lookup(&[])).unwrap_err();
+        assert!(error.message().contains("SUBTASK_MODEL"), "{error}");
+        let error = ModelConfig::from_lookup(lookup(&[("SUBTASK_MODEL", "haiku")]))
+            .unwrap()
+            .build()
+            .err()
+            .unwrap();
+        assert_eq!(error.kind(), ErrorKind::Config);
+        assert!(error.message().contains("ANTHROPIC_API_KEY"), "{error}");
+        let error = ModelConfig::parse("openai-compat:qwen3")
+            .unwrap()
+            .build()
+            .err()
+            .unwrap();
+        assert!(error.message().contains("OPENAI_BASE_URL"), "{error}");
+    }
+
+    #[test]
+    fn keys_never_show_in_debug_output() {
+        let config = ModelConfig::parse("mini")
+            .unwrap()
+            .api_key("sk-very-secret");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("sk-very-secret"), "{debug}");
+        assert!(debug.contains("ApiKey(***)"), "{debug}");
+    }
+}

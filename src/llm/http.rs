@@ -1,0 +1,507 @@
+//! The one HTTP layer under both providers: pooled ureq agents, retries with the providers'
+//! policy, and requests that never outlive their task.
+//!
+//! Cancellation: each exchange runs on an agent checked out of a small pool, and the task's
+//! token gets a cancel action that shuts that agent down, which interrupts a blocked read
+//! at once (ureq's `Agent::shutdown`). An agent whose task was cancelled is not reused.
+//! Deadlines: every request's global timeout is the time its task has left. Stalls: a read
+//! that gets no byte for the stall timeout fails (ureq's per-read timeout).
+
+use std::io::Read;
+use std::time::{Duration, SystemTime};
+
+use parking_lot::Mutex;
+use ureq::http::HeaderMap;
+
+use crate::error::{Error, ProviderDetails};
+use crate::runtime::{CancelGuard, CancelToken};
+
+/// Retries after the first attempt, by default (as the providers' SDKs).
+pub const DEFAULT_MAX_RETRIES: u32 = 2;
+/// How long a response may send no byte before the request fails, by default.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long connecting may take, by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest `Retry-After` honoured; a server asking for more is not retried.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Idle agents kept for reuse (one per concurrent request is enough).
+const MAX_IDLE_AGENTS: usize = 16;
+/// The most of an error body read into a message.
+const MAX_ERROR_BODY: u64 = 64 * 1024;
+/// The most of a response body read at all.
+pub(crate) const MAX_RESPONSE_BODY: u64 = 64 * 1024 * 1024;
+
+/// Network settings of a provider. Every field documents its default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HttpOptions {
+    /// Retries after a retryable failure (408, 409, 429, 5xx, 529, connection failures).
+    /// Defaults to `2`.
+    pub max_retries: u32,
+    /// A response that sends no byte for this long fails. Defaults to 60 s.
+    pub stall_timeout: Duration,
+    /// The limit on connecting (DNS, TCP, TLS). Defaults to 10 s.
+    pub connect_timeout: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> HttpOptions {
+        HttpOptions {
+            max_retries: DEFAULT_MAX_RETRIES,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+}
+
+/// What a provider makes of an error response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub(crate) error_type: Option<String>,
+    pub(crate) code: Option<String>,
+    pub(crate) message: String,
+    /// Overrides the status-based decision (a quota 429 is not worth retrying).
+    pub(crate) retryable: Option<bool>,
+}
+
+/// Reads a provider's error body.
+pub(crate) type ErrorParser = fn(status: u16, body: &str) -> Failure;
+
+/// Pooled agents and the retry policy, shared by every request of one provider.
+pub(crate) struct HttpClient {
+    provider: &'static str,
+    options: HttpOptions,
+    parse_error: ErrorParser,
+    /// Agents not in use. An agent serves one exchange at a time, so shutting it down on
+    /// cancel affects that exchange alone; its kept-alive connection is what gets reused.
+    idle: Mutex<Vec<ureq::Agent>>,
+}
+
+/// A response with a 2xx status, its body not yet read. Dropping it returns its agent to
+/// the pool unless the task was cancelled.
+pub(crate) struct Exchange<'a> {
+    client: &'a HttpClient,
+    token: CancelToken,
+    agent: Option<ureq::Agent>,
+    cancel: Option<CancelGuard>,
+    body: Option<ureq::Body>,
+    request_id: Option<String>,
+    attempts: u32,
+}
+
+impl HttpClient {
+    pub(crate) fn new(
+        provider: &'static str,
+        options: HttpOptions,
+        parse_error: ErrorParser,
+    ) -> HttpClient {
+        HttpClient {
+            provider,
+            options,
+            parse_error,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn checkout(&self) -> ureq::Agent {
+        if let Some(agent) = self.idle.lock().pop() {
+            return agent;
+        }
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(self.options.connect_timeout))
+            .user_agent(concat!("subtask/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent()
+    }
+
+    fn checkin(&self, agent: ureq::Agent) {
+        let mut idle = self.idle.lock();
+        if idle.len() < MAX_IDLE_AGENTS {
+            idle.push(agent);
+        }
+    }
+
+    /// POSTs a JSON body, retrying retryable failures, until a 2xx response arrives.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Provider`] with what the provider said (after the retries it allowed);
+    /// [`ErrorKind::Cancelled`] or [`ErrorKind::Timeout`] when the task ends first.
+    pub(crate) fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        token: &CancelToken,
+    ) -> Result<Exchange<'_>, Error> {
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            token.check()?;
+            let agent = self.checkout();
+            let shutdown = agent.clone();
+            let cancel = token.on_cancel(move || shutdown.shutdown());
+            let mut request = agent
+                .post(url)
+                .config()
+                .timeout_global(token.remaining())
+                .timeout_per_read(Some(self.options.stall_timeout))
+                .build()
+                .header("content-type", "application/json");
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            log::debug!("{}: POST {url} (attempt {attempt})", self.provider);
+            let failure = match request.send(body) {
+                Ok(response) if response.status().is_success() => {
+                    let request_id = request_id(response.headers());
+                    return Ok(Exchange {
+                        client: self,
+                        token: token.clone(),
+                        agent: Some(agent),
+                        cancel: Some(cancel),
+                        body: Some(response.into_body()),
+                        request_id,
+                        attempts: attempt,
+                    });
+                }
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let headers = response.headers().clone();
+                    let text = response
+                        .into_body()
+                        .into_with_config()
+                        .limit(MAX_ERROR_BODY)
+                        .lossy_utf8(true)
+                        .read_to_string()
+                        .unwrap_or_default();
+                    drop(cancel);
+                    self.release(agent, token);
+                    self.status_failure(status, &headers, &text, attempt)
+                }
+                Err(error) => {
+                    drop(cancel);
+                    self.release(agent, token);
+                    self.transport_failure(error, token, attempt)?
+                }
+            };
+            let Some(wait) = self.retry_wait(&failure, attempt, token) else {
+                return Err(failure.error);
+            };
+            log::info!(
+                "{}: {}; retrying in {:.1} s",
+                self.provider,
+                failure.error,
+                wait.as_secs_f64()
+            );
+            token.sleep(wait)?;
+        }
+    }
+
+    fn release(&self, agent: ureq::Agent, token: &CancelToken) {
+        // A tripped token may have shut this agent down: never hand it to another task.
+        if !token.is_cancelled() {
+            self.checkin(agent);
+        }
+    }
+
+    fn status_failure(
+        &self,
+        status: u16,
+        headers: &HeaderMap,
+        body: &str,
+        attempt: u32,
+    ) -> Attempt {
+        let parsed = (self.parse_error)(status, body);
+        let by_status = matches!(status, 408 | 409 | 429) || status >= 500;
+        let mut retryable = parsed.retryable.unwrap_or(by_status);
+        if let Some(should) = header(headers, "x-should-retry") {
+            retryable = should.eq_ignore_ascii_case("true");
+        }
+        let retry_after = retry_after(headers);
+        let mut message = parsed.message;
+        if let RetryAfter::TooLong(wait) = retry_after {
+            message.push_str(&format!(
+                " (the provider asks to wait {} s before retrying)",
+                wait.as_secs()
+            ));
+            retryable = false;
+        }
+        let error = Error::provider(
+            ProviderDetails {
+                provider: self.provider.to_string(),
+                status: Some(status),
+                error_type: parsed.error_type,
+                code: parsed.code,
+                message,
+                request_id: request_id(headers),
+                attempts: attempt,
+            },
+            retryable,
+        );
+        Attempt { error, retry_after }
+    }
+
+    /// A request that got no response. Cancellation and the task's deadline end the call
+    /// with the token's own error; connection failures are retried; a stall is not.
+    fn transport_failure(
+        &self,
+        error: ureq::Error,
+        token: &CancelToken,
+        attempt: u32,
+    ) -> Result<Attempt, Error> {
+        token.check()?;
+        let (message, retryable) = match &error {
+            ureq::Error::Timeout(ureq::Timeout::PerRead) => (self.stall_message(), false),
+            ureq::Error::Timeout(ureq::Timeout::Global) => {
+                // The global timeout is the task's remaining time, so this is its deadline.
+                return Err(token.check().err().unwrap_or_else(|| {
+                    Error::timeout(
+                        crate::TimeoutKind::Execution,
+                        "the model request ran out of the task's time",
+                    )
+                }));
+            }
+            ureq::Error::Timeout(timeout) => (format!("timed out ({timeout})"), true),
+            other => (format!("could not reach the server: {other}"), true),
+        };
+        let error = Error::provider(
+            ProviderDetails {
+                provider: self.provider.to_string(),
+                status: None,
+                error_type: None,
+                code: None,
+                message,
+                request_id: None,
+                attempts: attempt,
+            },
+            retryable,
+        )
+        .with_source(error);
+        Ok(Attempt {
+            error,
+            retry_after: RetryAfter::None,
+        })
+    }
+
+    pub(crate) fn stall_message(&self) -> String {
+        format!(
+            "the response stalled: no byte for {} s (stall timeout); the server may be \
+             overloaded, or raise the stall timeout for slow local models",
+            self.options.stall_timeout.as_secs_f64()
+        )
+    }
+
+    /// How long to wait before the next attempt, or `None` to give up now.
+    fn retry_wait(&self, failure: &Attempt, attempt: u32, token: &CancelToken) -> Option<Duration> {
+        if !failure.error.is_retryable() || attempt > self.options.max_retries {
+            return None;
+        }
+        let wait = match failure.retry_after {
+            RetryAfter::Wait(wait) => wait,
+            _ => backoff(attempt - 1),
+        };
+        match token.remaining() {
+            Some(left) if left <= wait => {
+                log::info!(
+                    "{}: not retrying {}: the task has {:.1} s left, less than the {:.1} s wait",
+                    self.provider,
+                    failure.error,
+                    left.as_secs_f64(),
+                    wait.as_secs_f64()
+                );
+                None
+            }
+            _ => Some(wait),
+        }
+    }
+
+    /// The error for a stream that failed after its headers came.
+    pub(crate) fn body_error(&self, error: std::io::Error, exchange: &Exchange<'_>) -> Error {
+        if let Err(ended) = exchange.token.check() {
+            return ended;
+        }
+        let stalled = error.kind() == std::io::ErrorKind::TimedOut;
+        let message = if stalled {
+            self.stall_message()
+        } else {
+            format!("the response broke off: {error}")
+        };
+        exchange.error(None, None, message, true)
+    }
+}
+
+struct Attempt {
+    error: Error,
+    retry_after: RetryAfter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RetryAfter {
+    None,
+    Wait(Duration),
+    TooLong(Duration),
+}
+
+/// `retry-after-ms` (milliseconds), then `retry-after` (seconds or an HTTP date).
+fn retry_after(headers: &HeaderMap) -> RetryAfter {
+    let millis = header(headers, "retry-after-ms")
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map(|ms| ms / 1000.0);
+    let seconds = || {
+        let value = header(headers, "retry-after")?;
+        let value = value.trim();
+        if let Ok(seconds) = value.parse::<f64>() {
+            return Some(seconds);
+        }
+        let at = httpdate::parse_http_date(value).ok()?;
+        Some(
+            at.duration_since(SystemTime::now())
+                .map_or(0.0, |wait| wait.as_secs_f64()),
+        )
+    };
+    match millis.or_else(seconds) {
+        Some(seconds) if seconds.is_finite() && seconds > 0.0 => {
+            let wait = Duration::from_secs_f64(seconds);
+            if wait <= MAX_RETRY_AFTER {
+                RetryAfter::Wait(wait)
+            } else {
+                RetryAfter::TooLong(wait)
+            }
+        }
+        _ => RetryAfter::None,
+    }
+}
+
+/// `min(0.5 s · 2ⁿ, 8 s)`, less up to a quarter at random so clients spread out.
+fn backoff(retry: u32) -> Duration {
+    let base = (0.5 * 2f64.powi(retry.min(10) as i32)).min(8.0);
+    Duration::from_secs_f64(base * (1.0 - 0.25 * random_fraction()))
+}
+
+/// A number in `[0, 1)` from the standard library's randomly keyed hasher: enough for
+/// jitter, no dependency.
+fn random_fraction() -> f64 {
+    use std::hash::BuildHasher;
+    let bits = std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now());
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    header(headers, "request-id")
+        .or_else(|| header(headers, "x-request-id"))
+        .map(str::to_string)
+}
+
+impl Exchange<'_> {
+    /// The body as a reader (for streams), at most [`MAX_RESPONSE_BODY`] bytes.
+    pub(crate) fn reader(&mut self) -> impl Read + 'static {
+        let body = self.body.take().expect("the body is read once");
+        body.into_with_config().limit(MAX_RESPONSE_BODY).reader()
+    }
+
+    /// The whole body as text.
+    pub(crate) fn text(&mut self) -> Result<String, Error> {
+        let body = self.body.take().expect("the body is read once");
+        let mut text = String::new();
+        let result = body
+            .into_with_config()
+            .limit(MAX_RESPONSE_BODY)
+            .reader()
+            .read_to_string(&mut text);
+        match result {
+            Ok(_) => Ok(text),
+            Err(error) => Err(self.client.body_error(error, self)),
+        }
+    }
+
+    /// An error about this exchange's response (a malformed body, an error event in a
+    /// 2xx stream), with its request id and attempt count.
+    pub(crate) fn error(
+        &self,
+        error_type: Option<String>,
+        code: Option<String>,
+        message: String,
+        retryable: bool,
+    ) -> Error {
+        Error::provider(
+            ProviderDetails {
+                provider: self.client.provider.to_string(),
+                status: Some(200),
+                error_type,
+                code,
+                message,
+                request_id: self.request_id.clone(),
+                attempts: self.attempts,
+            },
+            retryable,
+        )
+    }
+
+    pub(crate) fn client(&self) -> &HttpClient {
+        self.client
+    }
+}
+
+impl Drop for Exchange<'_> {
+    fn drop(&mut self) {
+        drop(self.body.take());
+        drop(self.cancel.take());
+        if let Some(agent) = self.agent.take() {
+            self.client.release(agent, &self.token);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ureq::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn retry_after_reads_milliseconds_seconds_and_dates() {
+        assert_eq!(
+            retry_after(&headers(&[("retry-after-ms", "250")])),
+            RetryAfter::Wait(Duration::from_millis(250))
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "1.5")])),
+            RetryAfter::Wait(Duration::from_millis(1500))
+        );
+        let soon = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
+        match retry_after(&headers(&[("retry-after", &soon)])) {
+            RetryAfter::Wait(wait) => assert!(wait > Duration::from_secs(25), "{wait:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "600")])),
+            RetryAfter::TooLong(Duration::from_secs(600))
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "soon")])),
+            RetryAfter::None
+        );
+        assert_eq!(retry_after(&headers(&[])), RetryAfter::None);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_eight_seconds_with_jitter() {
+        for (retry, base) in [(0, 0.5), (1, 1.0), (2, 2.0), (4, 8.0), (9, 8.0)] {
+            let wait = backoff(retry).as_secs_f64();
+            assert!(wait <= base && wait >= base * 0.75, "retry {retry}: {wait}");
+        }
+    }
+}
