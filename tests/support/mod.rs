@@ -6,6 +6,8 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod llm_server;
+
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
