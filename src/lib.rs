@@ -6,7 +6,8 @@
 //!
 //! This crate is synchronous (no async runtime). Its core is the [`Runtime`]: a scheduler
 //! pool that admits and dispatches work, an execution pool that runs it, and a timer that
-//! enforces every deadline.
+//! enforces every deadline. Subagents think through the models of [`llm`]: OpenAI-compatible
+//! servers and Anthropic over HTTP, or a scripted model for tests.
 //!
 //! ## Usage
 //!
@@ -51,8 +52,9 @@
 //!
 //! Through the `log` crate: `warn` for jobs that ignore cancellation (every poll interval
 //! while they hold a thread) and for shutdowns that leave such jobs behind; `info` for late
-//! results discarded after a timeout; `debug` for each task's end and heartbeat. API keys
-//! are never logged.
+//! results discarded after a timeout and provider retries; `debug` for each task's end and
+//! heartbeat and each provider request (its URL, never its headers). API keys are never
+//! logged.
 //!
 //! ## Versioning
 //!

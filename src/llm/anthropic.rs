@@ -65,7 +65,12 @@ impl Anthropic {
             name: format!("anthropic:{}", config.model),
             url,
             price: config.price.or_else(|| price_of(&config.model)),
-            http: HttpClient::new("anthropic", config.http.clone(), parse_error),
+            http: HttpClient::new(
+                "anthropic",
+                config.http.clone(),
+                parse_error,
+                Some(config.api_key.clone()),
+            ),
             config,
         }
     }
@@ -150,6 +155,7 @@ impl Anthropic {
                 _ => stream.apply(kind, &data, on_delta),
             }
         }
+        events.drain();
         Ok(self.response(stream))
     }
 

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use parking_lot::Mutex;
 use ureq::http::HeaderMap;
 
+use super::config::ApiKey;
 use crate::error::{Error, ProviderDetails};
 use crate::runtime::{CancelGuard, CancelToken};
 
@@ -72,6 +73,8 @@ pub(crate) struct HttpClient {
     provider: &'static str,
     options: HttpOptions,
     parse_error: ErrorParser,
+    /// The API key, so a server that echoes it in an error cannot leak it into ours.
+    secret: Option<ApiKey>,
     /// Agents not in use. An agent serves one exchange at a time, so shutting it down on
     /// cancel affects that exchange alone; its kept-alive connection is what gets reused.
     idle: Mutex<Vec<ureq::Agent>>,
@@ -94,11 +97,13 @@ impl HttpClient {
         provider: &'static str,
         options: HttpOptions,
         parse_error: ErrorParser,
+        secret: Option<ApiKey>,
     ) -> HttpClient {
         HttpClient {
             provider,
             options,
             parse_error,
+            secret: secret.filter(|key| !key.expose().is_empty()),
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -199,6 +204,31 @@ impl HttpClient {
         }
     }
 
+    /// Every error message passes here on its way out.
+    fn details(
+        &self,
+        status: Option<u16>,
+        error_type: Option<String>,
+        code: Option<String>,
+        message: String,
+        request_id: Option<String>,
+        attempts: u32,
+    ) -> ProviderDetails {
+        let message = match &self.secret {
+            Some(key) => message.replace(key.expose(), "***"),
+            None => message,
+        };
+        ProviderDetails {
+            provider: self.provider.to_string(),
+            status,
+            error_type,
+            code,
+            message,
+            request_id,
+            attempts,
+        }
+    }
+
     fn release(&self, agent: ureq::Agent, token: &CancelToken) {
         // A tripped token may have shut this agent down: never hand it to another task.
         if !token.is_cancelled() {
@@ -229,15 +259,14 @@ impl HttpClient {
             retryable = false;
         }
         let error = Error::provider(
-            ProviderDetails {
-                provider: self.provider.to_string(),
-                status: Some(status),
-                error_type: parsed.error_type,
-                code: parsed.code,
+            self.details(
+                Some(status),
+                parsed.error_type,
+                parsed.code,
                 message,
-                request_id: request_id(headers),
-                attempts: attempt,
-            },
+                request_id(headers),
+                attempt,
+            ),
             retryable,
         );
         Attempt { error, retry_after }
@@ -267,15 +296,7 @@ impl HttpClient {
             other => (format!("could not reach the server: {other}"), true),
         };
         let error = Error::provider(
-            ProviderDetails {
-                provider: self.provider.to_string(),
-                status: None,
-                error_type: None,
-                code: None,
-                message,
-                request_id: None,
-                attempts: attempt,
-            },
+            self.details(None, None, None, message, None, attempt),
             retryable,
         )
         .with_source(error);
@@ -429,18 +450,15 @@ impl Exchange<'_> {
         message: String,
         retryable: bool,
     ) -> Error {
-        Error::provider(
-            ProviderDetails {
-                provider: self.client.provider.to_string(),
-                status: Some(200),
-                error_type,
-                code,
-                message,
-                request_id: self.request_id.clone(),
-                attempts: self.attempts,
-            },
-            retryable,
-        )
+        let details = self.client.details(
+            Some(200),
+            error_type,
+            code,
+            message,
+            self.request_id.clone(),
+            self.attempts,
+        );
+        Error::provider(details, retryable)
     }
 
     pub(crate) fn client(&self) -> &HttpClient {

@@ -77,7 +77,12 @@ impl OpenAiCompatible {
                 .as_ref()
                 .map(|key| format!("Bearer {}", key.expose())),
             price: config.price.or_else(|| price_of(&config.model)),
-            http: HttpClient::new(provider, config.http.clone(), parse_error),
+            http: HttpClient::new(
+                provider,
+                config.http.clone(),
+                parse_error,
+                config.api_key.clone(),
+            ),
             config,
         }
     }
@@ -167,6 +172,7 @@ impl OpenAiCompatible {
             }
             stream.apply(&chunk, on_delta);
         }
+        events.drain();
         Ok(self.response(stream.finish()))
     }
 

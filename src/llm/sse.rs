@@ -1,6 +1,6 @@
 //! Server-sent events, as both providers stream them.
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Read};
 
 /// One event: its `event:` name, if any, and its `data:` lines joined by newlines.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +22,12 @@ impl<R: BufRead> SseReader<R> {
             reader,
             line: Vec::new(),
         }
+    }
+
+    /// Reads what follows the last event (at most 64 KiB) so the connection ends cleanly
+    /// and can be reused; errors are ignored, the events are all in.
+    pub(crate) fn drain(mut self) {
+        let _ = io::copy(&mut (&mut self.reader).take(64 * 1024), &mut io::sink());
     }
 
     /// The next event, or `None` at the end of the stream.
