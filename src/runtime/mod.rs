@@ -86,7 +86,7 @@ impl Runtime {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Io`] if a thread cannot be spawned.
+    /// [`ErrorKind::Io`](crate::ErrorKind::Io) if a thread cannot be spawned.
     pub fn new() -> Result<Runtime, Error> {
         RuntimeBuilder::new().build()
     }
@@ -132,9 +132,9 @@ impl Runtime {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidInput`] for a zero timeout in `options`;
-    /// [`ErrorKind::QueueFull`] (retryable) when `max_queued` tasks already wait for a slot;
-    /// [`ErrorKind::Shutdown`] after shutdown.
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a zero timeout in `options`;
+    /// [`ErrorKind::QueueFull`](crate::ErrorKind::QueueFull) (retryable) when `max_queued` tasks already wait for a slot;
+    /// [`ErrorKind::Shutdown`](crate::ErrorKind::Shutdown) after shutdown.
     pub fn submit<T, F>(&self, job: F, options: RunOptions) -> Result<TaskHandle<T>, Error>
     where
         T: Send + 'static,
@@ -144,7 +144,7 @@ impl Runtime {
     }
 
     /// Cancels a live task: its token is tripped (cancel actions run), its caller gets
-    /// [`ErrorKind::Cancelled`]. Returns `false` if no live task has that id.
+    /// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled). Returns `false` if no live task has that id.
     pub fn cancel(&self, id: &str) -> bool {
         self.owner.shared.cancel(id)
     }
@@ -170,7 +170,7 @@ impl Runtime {
     }
 
     /// Shuts the runtime down: refuses new tasks, cancels every live one (their callers get
-    /// [`ErrorKind::Cancelled`]), waits up to `grace` for running jobs to return, then stops
+    /// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled)), waits up to `grace` for running jobs to return, then stops
     /// the timer thread and drains both pools. Blocks for at most about `grace`.
     ///
     /// Called from inside one of this runtime's jobs, it cancels everything but does not
@@ -178,7 +178,7 @@ impl Runtime {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Timeout`] if some jobs ignore cancellation and still hold execution
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) if some jobs ignore cancellation and still hold execution
     /// threads after `grace`; those threads finish on their own and their results are
     /// discarded.
     pub fn shutdown(&self, grace: Duration) -> Result<(), Error> {
