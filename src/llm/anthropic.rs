@@ -8,7 +8,7 @@ use std::io::BufReader;
 use serde_json::{Value, json};
 
 use super::config::ApiKey;
-use super::http::{Exchange, Failure, HttpClient, HttpOptions};
+use super::http::{Exchange, Failure, HttpClient, HttpOptions, preview};
 use super::message::{
     ChatResponse, ContentBlock, Message, Role, StopReason, ToolInput, ToolUse, Usage,
 };
@@ -38,6 +38,26 @@ pub struct AnthropicConfig {
     pub stream: bool,
     /// Overrides the price table.
     pub price: Option<Price>,
+}
+
+impl AnthropicConfig {
+    /// Settings for `model` at Anthropic, streaming, with the default retries and timeouts.
+    pub fn new(model: impl Into<String>, api_key: ApiKey) -> AnthropicConfig {
+        AnthropicConfig {
+            model: model.into(),
+            api_key,
+            base_url: None,
+            http: HttpOptions::default(),
+            stream: true,
+            price: None,
+        }
+    }
+
+    /// Sets the base URL (`https://api.anthropic.com` by default).
+    pub fn base_url(mut self, url: impl Into<String>) -> AnthropicConfig {
+        self.base_url = Some(url.into());
+        self
+    }
 }
 
 /// A Claude model behind `POST {base}/v1/messages`.
@@ -131,7 +151,10 @@ impl Anthropic {
                 exchange.error(
                     None,
                     None,
-                    format!("the stream sent malformed JSON ({error}): {}", event.data),
+                    format!(
+                        "the stream sent malformed JSON ({error}): {}",
+                        exchange.preview(&event.data)
+                    ),
                     false,
                 )
             })?;
@@ -437,7 +460,7 @@ fn parse_error(status: u16, body: &str) -> Failure {
             ..Failure::default()
         },
         _ => Failure {
-            message: body.trim().chars().take(300).collect(),
+            message: preview(body),
             ..Failure::default()
         },
     }
@@ -512,14 +535,7 @@ mod tests {
         for (kind, data) in &events {
             assembly.apply(kind, data, &mut |delta| deltas.push(format!("{delta:?}")));
         }
-        let model = Anthropic::new(AnthropicConfig {
-            model: "claude-x".into(),
-            api_key: ApiKey::new("k"),
-            base_url: None,
-            http: HttpOptions::default(),
-            stream: true,
-            price: None,
-        });
+        let model = Anthropic::new(AnthropicConfig::new("claude-x", ApiKey::new("k")));
         let response = model.response(assembly);
         assert_eq!(response.stop_reason, StopReason::ToolUse);
         assert_eq!(
@@ -558,14 +574,7 @@ mod tests {
 
     #[test]
     fn base_urls_with_or_without_v1_work() {
-        let config = |base: &str| AnthropicConfig {
-            model: "m".into(),
-            api_key: ApiKey::new("k"),
-            base_url: Some(base.into()),
-            http: HttpOptions::default(),
-            stream: false,
-            price: None,
-        };
+        let config = |base: &str| AnthropicConfig::new("m", ApiKey::new("k")).base_url(base);
         assert_eq!(
             Anthropic::new(config("http://h/v1/")).url,
             "http://h/v1/messages"

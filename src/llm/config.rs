@@ -295,14 +295,14 @@ impl ModelConfig {
     /// or the base URL (`openai-compat`) is missing, naming the variable to set.
     pub fn build(&self) -> Result<Arc<dyn ChatModel>, Error> {
         match self.provider {
-            Provider::Anthropic => Ok(Arc::new(Anthropic::new(AnthropicConfig {
-                model: self.model.clone(),
-                api_key: self.required_key()?,
-                base_url: self.base_url.clone(),
-                http: self.http.clone(),
-                stream: self.stream,
-                price: self.price,
-            }))),
+            Provider::Anthropic => {
+                let mut config = AnthropicConfig::new(&self.model, self.required_key()?);
+                config.base_url = self.base_url.clone();
+                config.http = self.http.clone();
+                config.stream = self.stream;
+                config.price = self.price;
+                Ok(Arc::new(Anthropic::new(config)))
+            }
             Provider::OpenAi | Provider::OpenAiCompat => {
                 let api_key = match self.provider {
                     Provider::OpenAi => Some(self.required_key()?),
@@ -320,16 +320,14 @@ impl ModelConfig {
                     }
                     (None, _) => None,
                 };
-                Ok(Arc::new(OpenAiCompatible::new(OpenAiConfig {
-                    provider: self.provider,
-                    model: self.model.clone(),
-                    api_key,
-                    base_url,
-                    http: self.http.clone(),
-                    stream: self.stream,
-                    max_tokens_field: self.max_tokens_field,
-                    price: self.price,
-                })))
+                let mut config = OpenAiConfig::new(self.provider, &self.model);
+                config.api_key = api_key;
+                config.base_url = base_url;
+                config.http = self.http.clone();
+                config.stream = self.stream;
+                config.max_tokens_field = self.max_tokens_field;
+                config.price = self.price;
+                Ok(Arc::new(OpenAiCompatible::new(config)))
             }
         }
     }

@@ -174,13 +174,14 @@ impl HttpClient {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let headers = response.headers().clone();
-                    let text = response
+                    // The start of a long error page is kept; the rest is not read.
+                    let mut raw = Vec::new();
+                    let _ = response
                         .into_body()
-                        .into_with_config()
-                        .limit(MAX_ERROR_BODY)
-                        .lossy_utf8(true)
-                        .read_to_string()
-                        .unwrap_or_default();
+                        .into_reader()
+                        .take(MAX_ERROR_BODY)
+                        .read_to_end(&mut raw);
+                    let text = self.redact(&String::from_utf8_lossy(&raw));
                     drop(cancel);
                     self.release(agent, token);
                     self.status_failure(status, &headers, &text, attempt)
@@ -204,6 +205,15 @@ impl HttpClient {
         }
     }
 
+    /// The text with the API key replaced by `***`: applied to every body before it is
+    /// parsed or cut, and to every message on its way out.
+    pub(crate) fn redact(&self, text: &str) -> String {
+        match &self.secret {
+            Some(key) => text.replace(key.expose(), "***"),
+            None => text.to_string(),
+        }
+    }
+
     /// Every error message passes here on its way out.
     fn details(
         &self,
@@ -214,10 +224,7 @@ impl HttpClient {
         request_id: Option<String>,
         attempts: u32,
     ) -> ProviderDetails {
-        let message = match &self.secret {
-            Some(key) => message.replace(key.expose(), "***"),
-            None => message,
-        };
+        let message = self.redact(&message);
         ProviderDetails {
             provider: self.provider.to_string(),
             status,
@@ -269,11 +276,16 @@ impl HttpClient {
             ),
             retryable,
         );
-        Attempt { error, retry_after }
+        Attempt {
+            error,
+            retry_after,
+            final_here: false,
+        }
     }
 
     /// A request that got no response. Cancellation and the task's deadline end the call
-    /// with the token's own error; connection failures are retried; a stall is not.
+    /// with the token's own error; connection failures are retried; a stall is retryable
+    /// but not retried here, having already waited the stall timeout.
     fn transport_failure(
         &self,
         error: ureq::Error,
@@ -281,8 +293,8 @@ impl HttpClient {
         attempt: u32,
     ) -> Result<Attempt, Error> {
         token.check()?;
-        let (message, retryable) = match &error {
-            ureq::Error::Timeout(ureq::Timeout::PerRead) => (self.stall_message(), false),
+        let (message, final_here) = match &error {
+            ureq::Error::Timeout(ureq::Timeout::PerRead) => (self.stall_message(), true),
             ureq::Error::Timeout(ureq::Timeout::Global) => {
                 // The global timeout is the task's remaining time, so this is its deadline.
                 return Err(token.check().err().unwrap_or_else(|| {
@@ -292,17 +304,15 @@ impl HttpClient {
                     )
                 }));
             }
-            ureq::Error::Timeout(timeout) => (format!("timed out ({timeout})"), true),
-            other => (format!("could not reach the server: {other}"), true),
+            ureq::Error::Timeout(timeout) => (format!("timed out ({timeout})"), false),
+            other => (format!("could not reach the server: {other}"), false),
         };
-        let error = Error::provider(
-            self.details(None, None, None, message, None, attempt),
-            retryable,
-        )
-        .with_source(error);
+        let error = Error::provider(self.details(None, None, None, message, None, attempt), true)
+            .with_source(error);
         Ok(Attempt {
             error,
             retry_after: RetryAfter::None,
+            final_here,
         })
     }
 
@@ -316,7 +326,8 @@ impl HttpClient {
 
     /// How long to wait before the next attempt, or `None` to give up now.
     fn retry_wait(&self, failure: &Attempt, attempt: u32, token: &CancelToken) -> Option<Duration> {
-        if !failure.error.is_retryable() || attempt > self.options.max_retries {
+        if failure.final_here || !failure.error.is_retryable() || attempt > self.options.max_retries
+        {
             return None;
         }
         let wait = match failure.retry_after {
@@ -343,7 +354,12 @@ impl HttpClient {
         if let Err(ended) = exchange.token.check() {
             return ended;
         }
-        let stalled = error.kind() == std::io::ErrorKind::TimedOut;
+        // ureq reports its per-read timeout as an `Other` I/O error wrapping its own.
+        let stalled = error.kind() == std::io::ErrorKind::TimedOut
+            || error
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+                .is_some_and(|inner| matches!(inner, ureq::Error::Timeout(ureq::Timeout::PerRead)));
         let message = if stalled {
             self.stall_message()
         } else {
@@ -356,6 +372,8 @@ impl HttpClient {
 struct Attempt {
     error: Error,
     retry_after: RetryAfter,
+    /// Not retried here even if retryable later (a stall already waited its timeout).
+    final_here: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -407,6 +425,15 @@ fn random_fraction() -> f64 {
     use std::hash::BuildHasher;
     let bits = std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now());
     (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// At most 300 characters of a body, for messages.
+pub(crate) fn preview(text: &str) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -463,6 +490,11 @@ impl Exchange<'_> {
 
     pub(crate) fn client(&self) -> &HttpClient {
         self.client
+    }
+
+    /// A short, redacted quote of a body for an error message.
+    pub(crate) fn preview(&self, text: &str) -> String {
+        preview(&self.client.redact(text))
     }
 }
 

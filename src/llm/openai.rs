@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::{Value, json};
 
 use super::config::{ApiKey, Provider};
-use super::http::{Exchange, Failure, HttpClient, HttpOptions};
+use super::http::{Exchange, Failure, HttpClient, HttpOptions, preview};
 use super::message::{
     ChatResponse, ContentBlock, Message, Role, StopReason, ToolInput, ToolUse, Usage,
 };
@@ -52,6 +52,36 @@ pub struct OpenAiConfig {
     pub max_tokens_field: Option<MaxTokensField>,
     /// Overrides the price table.
     pub price: Option<Price>,
+}
+
+impl OpenAiConfig {
+    /// Settings for `model` at OpenAI (`Provider::OpenAi`) or at a compatible server
+    /// (`Provider::OpenAiCompat`, then set [`base_url`](Self::base_url)), streaming, with
+    /// the default retries and timeouts, no key.
+    pub fn new(provider: Provider, model: impl Into<String>) -> OpenAiConfig {
+        OpenAiConfig {
+            provider,
+            model: model.into(),
+            api_key: None,
+            base_url: None,
+            http: HttpOptions::default(),
+            stream: true,
+            max_tokens_field: None,
+            price: None,
+        }
+    }
+
+    /// Sets the key.
+    pub fn api_key(mut self, key: ApiKey) -> OpenAiConfig {
+        self.api_key = Some(key);
+        self
+    }
+
+    /// Sets the base URL (up to and including `/v1`).
+    pub fn base_url(mut self, url: impl Into<String>) -> OpenAiConfig {
+        self.base_url = Some(url.into());
+        self
+    }
 }
 
 /// A model behind an OpenAI-style `POST {base}/chat/completions`.
@@ -162,7 +192,7 @@ impl OpenAiCompatible {
                     None,
                     format!(
                         "the stream sent malformed JSON ({error}): {}",
-                        preview(&event.data)
+                        exchange.preview(&event.data)
                     ),
                     false,
                 )
@@ -182,7 +212,10 @@ impl OpenAiCompatible {
             exchange.error(
                 None,
                 None,
-                format!("the response is not JSON ({error}): {}", preview(&text)),
+                format!(
+                    "the response is not JSON ({error}): {}",
+                    exchange.preview(&text)
+                ),
                 false,
             )
         })?;
@@ -193,7 +226,7 @@ impl OpenAiCompatible {
             return Err(exchange.error(
                 None,
                 None,
-                format!("the response has no choices: {}", preview(&text)),
+                format!("the response has no choices: {}", exchange.preview(&text)),
                 false,
             ));
         };
@@ -548,15 +581,6 @@ fn parse_error(status: u16, body: &str) -> Failure {
         },
         ..Failure::default()
     })
-}
-
-/// At most 300 characters of a body, for messages.
-fn preview(text: &str) -> String {
-    let text = text.trim();
-    match text.char_indices().nth(300) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
 }
 
 #[cfg(test)]
