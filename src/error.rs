@@ -30,6 +30,9 @@ pub enum ErrorKind {
     /// [`Error::provider_details`] has what it said. Retryable when the provider says so
     /// (rate limits, overload, server errors).
     Provider,
+    /// A tool call failed in a way the model can fix (bad arguments, a path outside the
+    /// workspace, a file not found); the agent hands the message back to the model.
+    Tool,
     /// An I/O operation failed.
     Io,
     /// The job failed for a reason of its own.
@@ -50,6 +53,7 @@ impl ErrorKind {
             ErrorKind::Shutdown => "shutdown",
             ErrorKind::Panic => "panic",
             ErrorKind::Provider => "provider",
+            ErrorKind::Tool => "tool",
             ErrorKind::Io => "i/o",
             ErrorKind::Other => "failed",
             ErrorKind::Internal => "internal",
@@ -123,6 +127,11 @@ impl Error {
     /// Invalid input from the caller (kind [`ErrorKind::InvalidInput`]).
     pub fn invalid_input(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::InvalidInput, message)
+    }
+
+    /// A tool failure the model can act on (kind [`ErrorKind::Tool`]).
+    pub fn tool(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Tool, message)
     }
 
     /// A configuration error (kind [`ErrorKind::Config`]).

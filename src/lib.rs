@@ -67,6 +67,7 @@
 mod error;
 pub mod llm;
 mod runtime;
+pub mod tools;
 
 pub use error::{Error, ErrorKind, ProviderDetails, Result};
 pub use runtime::{
