@@ -178,6 +178,12 @@ impl Error {
         error
     }
 
+    /// Puts `context` before the message: `cannot open x: permission denied`.
+    pub fn with_context(mut self, context: impl Into<String>) -> Error {
+        self.message = format!("{}: {}", context.into(), self.message);
+        self
+    }
+
     /// Attaches the underlying cause, returned by [`std::error::Error::source`].
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Error {
         self.source = Some(Arc::new(source));

@@ -64,16 +64,19 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod agent;
 mod error;
 pub mod llm;
 mod runtime;
+pub mod subagents;
 pub mod tools;
+pub mod transcript;
 
 pub use error::{Error, ErrorKind, ProviderDetails, Result};
 pub use runtime::{
     CancelGuard, CancelReason, CancelToken, Config, Event, EventKind, JobContext, Observer,
-    RunOptions, Runtime, RuntimeBuilder, Stats, TaskHandle, TaskId, TaskSnapshot, TaskStatus,
-    TimeoutKind,
+    Progress, RunOptions, Runtime, RuntimeBuilder, Stats, TaskHandle, TaskId, TaskSnapshot,
+    TaskStatus, TimeoutKind,
 };
 
 /// The README's example, compiled and run by `cargo test`.

@@ -27,6 +27,7 @@ mod sse;
 pub use anthropic::{Anthropic, AnthropicConfig};
 pub use config::{ApiKey, ModelConfig, Provider, resolve_alias};
 pub use http::HttpOptions;
+pub(crate) use http::preview;
 pub use message::{
     ChatResponse, ContentBlock, Message, Role, StopReason, ToolInput, ToolResult, ToolSpec,
     ToolUse, Usage,

@@ -41,6 +41,9 @@ pub enum EventKind {
         /// Time since submission.
         elapsed: Duration,
     },
+    /// What the job reported of its own progress (an agent's turns and tool calls), through
+    /// [`JobContext::emit`](crate::JobContext::emit).
+    Progress(Progress),
     /// The task reached its terminal status.
     Finished {
         /// `Completed`, `Failed`, `Cancelled` or `TimedOut`.
@@ -51,6 +54,40 @@ pub enum EventKind {
         ran_for: Option<Duration>,
         /// Why it did not complete.
         error: Option<Error>,
+    },
+}
+
+/// A job's own progress: what a subagent is doing.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Progress {
+    /// A turn (one model call and the tool calls it asks for) begins.
+    TurnStarted {
+        /// 1 for the first turn.
+        turn: u32,
+    },
+    /// The model is streaming its answer (throttled: a few per second at most).
+    ModelDelta {
+        /// Characters of text and tool arguments received so far this turn.
+        chars: usize,
+    },
+    /// A tool call begins.
+    ToolStarted {
+        /// The tool.
+        tool: String,
+        /// A short summary of its arguments, e.g. `'TODO' in src/`.
+        summary: String,
+    },
+    /// A tool call ended.
+    ToolFinished {
+        /// The tool.
+        tool: String,
+        /// The same summary as at its start.
+        summary: String,
+        /// How long it ran.
+        duration: Duration,
+        /// Whether it failed (the model got an error result).
+        is_error: bool,
     },
 }
 
@@ -93,12 +130,17 @@ pub(crate) fn notify<'a>(observers: impl Iterator<Item = &'a Arc<dyn Observer>>,
 }
 
 impl EventKind {
-    /// A short lowercase name: `queued`, `started`, `heartbeat`, `finished`.
+    /// A short lowercase name: `queued`, `started`, `heartbeat`, `turn`, `delta`, `tool`,
+    /// `tool done`, `finished`.
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::Queued => "queued",
             EventKind::Started { .. } => "started",
             EventKind::Heartbeat { .. } => "heartbeat",
+            EventKind::Progress(Progress::TurnStarted { .. }) => "turn",
+            EventKind::Progress(Progress::ModelDelta { .. }) => "delta",
+            EventKind::Progress(Progress::ToolStarted { .. }) => "tool",
+            EventKind::Progress(Progress::ToolFinished { .. }) => "tool done",
             EventKind::Finished { .. } => "finished",
         }
     }
@@ -114,6 +156,22 @@ impl fmt::Display for Event {
             EventKind::Started { queued_for } => write!(f, " (queued {})", human(*queued_for)),
             EventKind::Heartbeat { status, elapsed } => {
                 write!(f, ": {status} for {}", human(*elapsed))
+            }
+            EventKind::Progress(Progress::TurnStarted { turn }) => write!(f, " {turn}"),
+            EventKind::Progress(Progress::ModelDelta { chars }) => {
+                write!(f, ": {chars} characters")
+            }
+            EventKind::Progress(Progress::ToolStarted { tool, summary }) => {
+                write!(f, " {tool} {summary}")
+            }
+            EventKind::Progress(Progress::ToolFinished {
+                tool,
+                summary,
+                duration,
+                is_error,
+            }) => {
+                let outcome = if *is_error { "failed" } else { "ok" };
+                write!(f, " {tool} {summary}: {outcome} in {}", human(*duration))
             }
             EventKind::Finished {
                 status,

@@ -6,16 +6,17 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::CancelToken;
 use super::record::Record;
 use super::shared::Shared;
 use super::task::{TaskId, TaskStatus};
 use super::time::deadline_after;
+use super::{CancelToken, Progress};
 use crate::error::{Error, ErrorKind};
 
 /// What a job gets: its task's id and its [`CancelToken`].
 pub struct JobContext<'a> {
-    pub(super) record: &'a Record,
+    pub(super) shared: &'a Arc<Shared>,
+    pub(super) record: &'a Arc<Record>,
 }
 
 impl JobContext<'_> {
@@ -33,6 +34,12 @@ impl JobContext<'_> {
     /// the task's deadline.
     pub fn token(&self) -> &CancelToken {
         &self.record.token
+    }
+
+    /// Reports the job's progress to the task's observers (in order with the task's other
+    /// events; dropped once the task has ended).
+    pub fn emit(&self, progress: Progress) {
+        self.shared.progress(self.record, progress);
     }
 }
 

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 pub use cancel::{CancelGuard, CancelReason, CancelToken};
 pub use config::{Config, RunOptions, RuntimeBuilder};
-pub use events::{Event, EventKind, Observer};
+pub use events::{Event, EventKind, Observer, Progress};
 pub use handle::{JobContext, TaskHandle};
 pub use task::{Stats, TaskId, TaskSnapshot, TaskStatus, TimeoutKind};
 

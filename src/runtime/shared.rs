@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
-use super::events::{self, EventKind, Observer};
+use super::events::{self, EventKind, Observer, Progress};
 use super::handle::{JobContext, TaskHandle};
 use super::pool::Pool;
 use super::record::{Ending, Record, Runner, Start};
@@ -130,7 +130,7 @@ impl Shared {
         let (sender, receiver) = crossbeam_channel::bounded(1);
         let fail_sender = sender.clone();
         let runner: Runner = Box::new(move |shared, record| {
-            let context = JobContext { record };
+            let context = JobContext { shared, record };
             let outcome =
                 catch_unwind(AssertUnwindSafe(|| job(&context))).unwrap_or_else(|panic| {
                     Err(Error::new(
@@ -534,6 +534,10 @@ impl Shared {
                 );
             }
         }
+    }
+
+    pub(super) fn progress(self: &Arc<Self>, record: &Arc<Record>, progress: Progress) {
+        self.post(record, |_| EventKind::Progress(progress));
     }
 
     pub(super) fn heartbeat(self: &Arc<Self>, record: &Arc<Record>, now: Instant) {

@@ -1,0 +1,681 @@
+//! Subagent types and how a subagent is spawned: the catalogue of [`SubagentSpec`]s
+//! (built-in and from Markdown), the [`Hooks`] around each run, and [`Subagents`], which
+//! turns a type and a prompt into an agent run with the right model, tools, limits,
+//! transcript and hooks.
+
+mod builtin;
+mod markdown;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::agent::{Agent, AgentLimits, AgentResult, AgentStop, RunContext, RunUsage};
+use crate::error::{Error, ErrorKind};
+use crate::llm::{ChatModel, Message, ModelConfig};
+use crate::runtime::{CancelToken, Progress, panic_message};
+use crate::tools::{ToolRegistry, Workspace};
+use crate::transcript::{DEFAULT_TRANSCRIPT_DIR, TranscriptStore};
+
+/// Where custom subagent types live, relative to the workspace.
+pub const AGENTS_DIR: &str = ".subtask/agents";
+/// The name of the tool that spawns subagents; withheld from subagents unless nesting is
+/// allowed.
+pub const TASK_TOOL: &str = "task";
+
+/// A subagent type: what the parent model is told about it, and what it runs with.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SubagentSpec {
+    /// Its name (`explore`), used as `subagent_type`.
+    pub name: String,
+    /// What it is for, shown to the parent model.
+    pub description: String,
+    /// Its system prompt.
+    pub system_prompt: String,
+    /// The tools it may use; `None` for every tool there is.
+    pub tools: Option<Vec<String>>,
+    /// Tools it may not use, even if `tools` lists them.
+    pub disallowed_tools: Vec<String>,
+    /// Its model (`provider:model` or an alias); `None` to use the parent's.
+    pub model: Option<String>,
+    /// Its turn limit; `None` for the default.
+    pub max_turns: Option<u32>,
+    /// Its execution timeout; `None` for the runtime's.
+    pub timeout: Option<Duration>,
+    /// Whether it only reads: no write, edit or shell tools, whatever `tools` says.
+    pub read_only: bool,
+    /// Where it was defined.
+    pub source: SpecSource,
+}
+
+/// Where a subagent type was defined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpecSource {
+    /// Built into subtask.
+    BuiltIn,
+    /// A Markdown file.
+    File(PathBuf),
+    /// Registered by the host in code.
+    Code,
+}
+
+impl SubagentSpec {
+    /// A type defined in code, with every tool and the parent's model.
+    pub fn new(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        system_prompt: impl Into<String>,
+    ) -> SubagentSpec {
+        SubagentSpec {
+            name: name.into(),
+            description: description.into(),
+            system_prompt: system_prompt.into(),
+            tools: None,
+            disallowed_tools: Vec::new(),
+            model: None,
+            max_turns: None,
+            timeout: None,
+            read_only: false,
+            source: SpecSource::Code,
+        }
+    }
+
+    /// Limits it to these tools.
+    pub fn tools(mut self, tools: &[&str]) -> SubagentSpec {
+        self.tools = Some(tools.iter().map(|tool| tool.to_string()).collect());
+        self
+    }
+
+    /// Makes it read-only.
+    pub fn read_only(mut self, read_only: bool) -> SubagentSpec {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Gives it its own model.
+    pub fn model(mut self, model: impl Into<String>) -> SubagentSpec {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// The tools a run of this type gets out of `available`: only those it allows, none it
+    /// disallows, only read-only ones if it (or the request) is read-only, and the `task`
+    /// tool only when `nesting_allowed`. Enforced here, at spawn: the model is offered
+    /// these and no other, and a call to any other is refused.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] if the type names a tool that does not exist.
+    pub fn tool_registry(
+        &self,
+        available: &ToolRegistry,
+        read_only: bool,
+        nesting_allowed: bool,
+    ) -> Result<ToolRegistry, Error> {
+        if let Some(allowed) = &self.tools {
+            let unknown: Vec<&str> = allowed
+                .iter()
+                .map(String::as_str)
+                .filter(|name| available.get(name).is_none())
+                .collect();
+            if !unknown.is_empty() {
+                return Err(Error::config(format!(
+                    "the subagent type '{}'{} lists tools that do not exist: {}; the tools \
+                     are: {}",
+                    self.name,
+                    self.source_note(),
+                    unknown.join(", "),
+                    available.names().join(", ")
+                )));
+            }
+        }
+        let read_only = read_only || self.read_only;
+        Ok(available.filter(|tool| {
+            let name = tool.name();
+            self.tools
+                .as_ref()
+                .is_none_or(|allowed| allowed.iter().any(|allowed| allowed == name))
+                && !self.disallowed_tools.iter().any(|denied| denied == name)
+                && (!read_only || tool.read_only())
+                && (nesting_allowed || name != TASK_TOOL)
+        }))
+    }
+
+    fn source_note(&self) -> String {
+        match &self.source {
+            SpecSource::File(path) => format!(" (in {})", path.display()),
+            _ => String::new(),
+        }
+    }
+}
+
+/// The subagent types available, in a stable order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubagentRegistry {
+    specs: Vec<SubagentSpec>,
+}
+
+impl Default for SubagentRegistry {
+    fn default() -> SubagentRegistry {
+        SubagentRegistry::builtin()
+    }
+}
+
+impl SubagentRegistry {
+    /// The built-in types: `general-purpose`, `explore`, `plan`, `bash`.
+    pub fn builtin() -> SubagentRegistry {
+        SubagentRegistry {
+            specs: builtin::builtin_specs(),
+        }
+    }
+
+    /// No types at all.
+    pub fn empty() -> SubagentRegistry {
+        SubagentRegistry { specs: Vec::new() }
+    }
+
+    /// Adds a type. A custom type may replace a built-in one of the same name (logged).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] if another custom type already has that name.
+    pub fn register(&mut self, spec: SubagentSpec) -> Result<(), Error> {
+        if let Some(existing) = self.specs.iter_mut().find(|known| known.name == spec.name) {
+            if existing.source != SpecSource::BuiltIn {
+                return Err(Error::config(format!(
+                    "two subagent types are named '{}'{}{}; rename one",
+                    spec.name,
+                    existing.source_note(),
+                    spec.source_note()
+                        .replacen(" (in", " and", 1)
+                        .replace(')', "")
+                )));
+            }
+            log::info!(
+                "the subagent type '{}'{} replaces the built-in one",
+                spec.name,
+                spec.source_note()
+            );
+            *existing = spec;
+            return Ok(());
+        }
+        self.specs.push(spec);
+        Ok(())
+    }
+
+    /// Loads every `*.md` file of `dir` (sorted by name); a missing directory adds nothing.
+    /// Returns how many types were loaded.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] naming the file and the field for the first broken file (no
+    /// type is silently dropped).
+    pub fn load_dir(&mut self, dir: impl AsRef<Path>) -> Result<usize, Error> {
+        let dir = dir.as_ref();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(error) => {
+                return Err(Error::config(format!(
+                    "cannot read the subagent directory {}: {error}",
+                    dir.display()
+                )));
+            }
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "md") && path.is_file())
+            .collect();
+        files.sort();
+        for file in &files {
+            self.register(markdown::parse_file(file)?)?;
+        }
+        Ok(files.len())
+    }
+
+    /// Loads `.subtask/agents/` of the workspace.
+    ///
+    /// # Errors
+    ///
+    /// As [`load_dir`](Self::load_dir).
+    pub fn load_workspace(&mut self, workspace: &Workspace) -> Result<usize, Error> {
+        self.load_dir(workspace.root().join(AGENTS_DIR))
+    }
+
+    /// The type called `name`.
+    pub fn get(&self, name: &str) -> Option<&SubagentSpec> {
+        self.specs.iter().find(|spec| spec.name == name)
+    }
+
+    /// The types' names, in order.
+    pub fn names(&self) -> Vec<&str> {
+        self.specs.iter().map(|spec| spec.name.as_str()).collect()
+    }
+
+    /// The types in order.
+    pub fn iter(&self) -> impl Iterator<Item = &SubagentSpec> {
+        self.specs.iter()
+    }
+}
+
+/// What a `SubagentStart` hook sees.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct SubagentStart<'a> {
+    /// The run's id.
+    pub run_id: &'a str,
+    /// The subagent type.
+    pub subagent: &'a str,
+    /// The prompt it got.
+    pub prompt: &'a str,
+    /// `provider:model`.
+    pub model: &'a str,
+    /// Its workspace.
+    pub workspace: &'a Path,
+}
+
+/// What a `SubagentStop` hook sees.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct SubagentStop<'a> {
+    /// The run's id.
+    pub run_id: &'a str,
+    /// The subagent type.
+    pub subagent: &'a str,
+    /// Why the run ended.
+    pub stop_reason: AgentStop,
+    /// What it used.
+    pub usage: &'a RunUsage,
+    /// How long it ran.
+    pub duration: Duration,
+    /// The error behind a run that did not complete.
+    pub error: Option<&'a Error>,
+}
+
+/// Code run around each subagent run, on the run's own execution thread (so a slow hook
+/// delays its own task, within that task's deadline, and never a pool). A panicking
+/// `subagent_start` fails its task; a panicking `subagent_stop` is logged.
+pub trait Hooks: Send + Sync {
+    /// Before the run. `Err(reason)` vetoes it: the task fails with that reason.
+    ///
+    /// # Errors
+    ///
+    /// The reason for the veto.
+    fn subagent_start(&self, start: &SubagentStart<'_>) -> Result<(), String> {
+        let _ = start;
+        Ok(())
+    }
+
+    /// After the run, however it ended.
+    fn subagent_stop(&self, stop: &SubagentStop<'_>) {
+        let _ = stop;
+    }
+}
+
+/// Chooses the model for a `model` setting (`haiku`, `openai:gpt-4.1-mini`).
+pub type ModelResolver = Arc<dyn Fn(&str) -> Result<Arc<dyn ChatModel>, Error> + Send + Sync>;
+
+/// One subagent run to perform.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct SubagentRun<'a> {
+    /// The run's id (names its transcript).
+    pub run_id: &'a str,
+    /// The subagent type.
+    pub subagent: &'a str,
+    /// The task.
+    pub prompt: &'a str,
+    /// A model for this run, over the type's and the default.
+    pub model: Option<&'a str>,
+    /// A subset of the type's tools.
+    pub tools: Option<&'a [String]>,
+    /// Read-only for this run.
+    pub read_only: bool,
+    /// An earlier conversation to continue.
+    pub history: Option<&'a [Message]>,
+    /// How deep in subagents this run is (0 under the host's own agent).
+    pub depth: u32,
+}
+
+impl<'a> SubagentRun<'a> {
+    /// A run of type `subagent` with `prompt`.
+    pub fn new(run_id: &'a str, subagent: &'a str, prompt: &'a str) -> SubagentRun<'a> {
+        SubagentRun {
+            run_id,
+            subagent,
+            prompt,
+            model: None,
+            tools: None,
+            read_only: false,
+            history: None,
+            depth: 0,
+        }
+    }
+}
+
+/// Spawns subagents: resolves the type, the model and the tools, runs the start hooks,
+/// runs the agent with a transcript, then the stop hooks.
+#[derive(Clone)]
+pub struct Subagents {
+    types: SubagentRegistry,
+    tools: ToolRegistry,
+    model: Arc<dyn ChatModel>,
+    resolve_model: ModelResolver,
+    hooks: Vec<Arc<dyn Hooks>>,
+    transcripts: Transcripts,
+    limits: AgentLimits,
+    max_depth: u32,
+}
+
+/// Where transcripts go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transcripts {
+    /// `.subtask/transcripts/` under each run's workspace. The default.
+    InWorkspace,
+    /// This directory.
+    In(PathBuf),
+    /// No transcripts.
+    Off,
+}
+
+impl Subagents {
+    /// Subagents with the built-in types, `tools`, and `model` for types that name none.
+    /// Models named by types or runs are built from the environment's keys
+    /// ([`ModelConfig::parse`] + [`with_env`](ModelConfig::with_env)); transcripts go to
+    /// `.subtask/transcripts/`; no nesting; no hooks.
+    pub fn new(model: Arc<dyn ChatModel>, tools: ToolRegistry) -> Subagents {
+        Subagents {
+            types: SubagentRegistry::builtin(),
+            tools,
+            model,
+            resolve_model: Arc::new(|spec: &str| ModelConfig::parse(spec)?.with_env().build()),
+            hooks: Vec::new(),
+            transcripts: Transcripts::InWorkspace,
+            limits: AgentLimits::default(),
+            max_depth: 0,
+        }
+    }
+
+    /// Uses these types.
+    pub fn types(mut self, types: SubagentRegistry) -> Subagents {
+        self.types = types;
+        self
+    }
+
+    /// Builds the models that types and runs name.
+    pub fn model_resolver(mut self, resolve: ModelResolver) -> Subagents {
+        self.resolve_model = resolve;
+        self
+    }
+
+    /// Adds hooks.
+    pub fn hook(mut self, hooks: impl Hooks + 'static) -> Subagents {
+        self.hooks.push(Arc::new(hooks));
+        self
+    }
+
+    /// Sets where transcripts go.
+    pub fn transcripts(mut self, transcripts: Transcripts) -> Subagents {
+        self.transcripts = transcripts;
+        self
+    }
+
+    /// Sets the default limits (a type's `max_turns` overrides the turn limit).
+    pub fn limits(mut self, limits: AgentLimits) -> Subagents {
+        self.limits = limits;
+        self
+    }
+
+    /// Lets subagents spawn subagents (they get the `task` tool) down to `depth` levels.
+    /// Defaults to 0: subagents get no `task` tool.
+    pub fn max_depth(mut self, depth: u32) -> Subagents {
+        self.max_depth = depth;
+        self
+    }
+
+    /// The types.
+    pub fn registry(&self) -> &SubagentRegistry {
+        &self.types
+    }
+
+    /// Every tool there is.
+    pub fn all_tools(&self) -> &ToolRegistry {
+        &self.tools
+    }
+
+    /// The default model.
+    pub fn default_model(&self) -> &Arc<dyn ChatModel> {
+        &self.model
+    }
+
+    /// The transcript store for a workspace, if transcripts are on.
+    pub fn transcript_store(&self, workspace: &Workspace) -> Option<TranscriptStore> {
+        match &self.transcripts {
+            Transcripts::InWorkspace => Some(TranscriptStore::new(
+                workspace.root().join(DEFAULT_TRANSCRIPT_DIR),
+            )),
+            Transcripts::In(dir) => Some(TranscriptStore::new(dir.clone())),
+            Transcripts::Off => None,
+        }
+    }
+
+    /// Runs one subagent to its end.
+    ///
+    /// # Errors
+    ///
+    /// Before the run starts: [`ErrorKind::InvalidInput`] for an unknown type (listing the
+    /// valid ones) or a tool subset the type does not have; [`ErrorKind::Config`] for a
+    /// model that cannot be built; [`ErrorKind::Other`] when a start hook vetoes. Once
+    /// started, the outcome is an [`AgentResult`] whatever happens.
+    pub fn run(
+        &self,
+        run: &SubagentRun<'_>,
+        token: &CancelToken,
+        workspace: &Workspace,
+        progress: Option<&(dyn Fn(Progress) + Sync)>,
+    ) -> Result<AgentResult, Error> {
+        let spec = self.types.get(run.subagent).ok_or_else(|| {
+            Error::invalid_input(format!(
+                "unknown subagent type '{}'; the types are: {}",
+                run.subagent,
+                self.types.names().join(", ")
+            ))
+        })?;
+        let nesting_allowed = run.depth < self.max_depth;
+        let mut tools = spec.tool_registry(&self.tools, run.read_only, nesting_allowed)?;
+        if let Some(subset) = run.tools {
+            let missing: Vec<&str> = subset
+                .iter()
+                .map(String::as_str)
+                .filter(|name| tools.get(name).is_none())
+                .collect();
+            if !missing.is_empty() {
+                return Err(Error::invalid_input(format!(
+                    "the subagent type '{}' cannot use {} here; its tools are: {}",
+                    spec.name,
+                    missing.join(", "),
+                    tools.names().join(", ")
+                )));
+            }
+            tools = tools.filter(|tool| subset.iter().any(|name| name == tool.name()));
+        }
+        let model = match run.model.or(spec.model.as_deref()) {
+            Some(name) => (self.resolve_model)(name)?,
+            None => self.model.clone(),
+        };
+        let start = SubagentStart {
+            run_id: run.run_id,
+            subagent: &spec.name,
+            prompt: run.prompt,
+            model: model.name(),
+            workspace: workspace.root(),
+        };
+        for hooks in &self.hooks {
+            match catch_unwind(AssertUnwindSafe(|| hooks.subagent_start(&start))) {
+                Ok(Ok(())) => {}
+                Ok(Err(reason)) => {
+                    return Err(Error::new(
+                        ErrorKind::Other,
+                        format!("the SubagentStart hook refused the task: {reason}"),
+                    ));
+                }
+                Err(panic) => {
+                    return Err(Error::new(
+                        ErrorKind::Other,
+                        format!(
+                            "the SubagentStart hook failed (panicked: {}), so the task did not \
+                             start",
+                            panic_message(panic.as_ref())
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut limits = self.limits.clone();
+        if let Some(max_turns) = spec.max_turns {
+            limits.max_turns = max_turns;
+        }
+        let agent =
+            Agent::new(model.clone(), spec.system_prompt.clone(), tools).with_limits(limits);
+        let transcript = match self.transcript_store(workspace) {
+            Some(store) => match store.create(run.run_id, &spec.name, model.name()) {
+                Ok(transcript) => Some(transcript),
+                Err(error) => {
+                    log::warn!("run {} keeps no transcript: {error}", run.run_id);
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut context = RunContext::new(token, workspace);
+        if let Some(sink) = progress {
+            context = context.progress(sink);
+        }
+        if let Some(transcript) = &transcript {
+            context = context.transcript(transcript);
+        }
+        let started = Instant::now();
+        let history = run.history.map(<[Message]>::to_vec).unwrap_or_default();
+        let result = agent.resume(history, run.prompt, &context);
+        let stop = SubagentStop {
+            run_id: run.run_id,
+            subagent: &spec.name,
+            stop_reason: result.stop_reason,
+            usage: &result.usage,
+            duration: started.elapsed(),
+            error: result.error.as_ref(),
+        };
+        for hooks in &self.hooks {
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| hooks.subagent_stop(&stop))) {
+                log::error!(
+                    "a SubagentStop hook panicked after run {}: {}",
+                    run.run_id,
+                    panic_message(panic.as_ref())
+                );
+            }
+        }
+        Ok(result)
+    }
+}
+
+impl std::fmt::Debug for Subagents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subagents")
+            .field("types", &self.types.names())
+            .field("tools", &self.tools)
+            .field("model", &self.model.name())
+            .field("hooks", &self.hooks.len())
+            .field("transcripts", &self.transcripts)
+            .field("max_depth", &self.max_depth)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tools::{Tool, ToolContext};
+    use serde_json::{Value, json};
+
+    struct Dummy(&'static str, bool);
+
+    impl Tool for Dummy {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn description(&self) -> &str {
+            "a test tool"
+        }
+        fn parameters(&self) -> Value {
+            json!({"type": "object"})
+        }
+        fn read_only(&self) -> bool {
+            self.1
+        }
+        fn call(&self, _: &Value, _: &ToolContext<'_>) -> Result<String, Error> {
+            Ok(String::new())
+        }
+    }
+
+    fn available() -> ToolRegistry {
+        let mut tools = ToolRegistry::new();
+        for (name, read_only) in [
+            ("read", true),
+            ("grep", true),
+            ("write", false),
+            ("bash", false),
+            ("task", true),
+        ] {
+            tools.register(Arc::new(Dummy(name, read_only))).unwrap();
+        }
+        tools
+    }
+
+    #[test]
+    fn tools_are_enforced_at_spawn() {
+        let types = SubagentRegistry::builtin();
+        let names = |spec: &str, read_only: bool, nesting: bool| {
+            types
+                .get(spec)
+                .unwrap()
+                .tool_registry(&available(), read_only, nesting)
+                .unwrap()
+                .names()
+                .join(",")
+        };
+        assert_eq!(
+            names("general-purpose", false, false),
+            "read,grep,write,bash"
+        );
+        assert_eq!(
+            names("general-purpose", false, true),
+            "read,grep,write,bash,task"
+        );
+        assert_eq!(names("general-purpose", true, false), "read,grep");
+        assert_eq!(names("plan", false, false), "read,grep");
+        assert_eq!(names("bash", false, false), "bash");
+        let error = types
+            .get("explore")
+            .unwrap()
+            .tool_registry(&available(), false, false)
+            .unwrap_err();
+        assert!(error.message().contains("ls, glob"), "{error}");
+    }
+
+    #[test]
+    fn custom_types_replace_builtins_but_not_each_other() {
+        let mut types = SubagentRegistry::builtin();
+        types
+            .register(SubagentSpec::new("explore", "mine", "prompt"))
+            .unwrap();
+        assert_eq!(types.get("explore").unwrap().description, "mine");
+        let error = types
+            .register(SubagentSpec::new("explore", "again", "p"))
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Config);
+        assert_eq!(types.names().len(), 4);
+    }
+}
