@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::agent::{Agent, AgentLimits, AgentResult, AgentStop, RunContext, RunUsage};
 use crate::error::{Error, ErrorKind};
 use crate::llm::{ChatModel, Message, ModelConfig};
-use crate::runtime::{CancelToken, Progress, panic_message};
+use crate::runtime::{CancelToken, Progress, RunOptions, Runtime, TaskHandle, panic_message};
 use crate::tools::{ToolRegistry, Workspace};
 use crate::transcript::{DEFAULT_TRANSCRIPT_DIR, TranscriptStore};
 
@@ -356,6 +356,54 @@ impl<'a> SubagentRun<'a> {
     }
 }
 
+/// A subagent run to submit to a [`Runtime`]: owned, so it can travel to an execution
+/// thread. The runtime's task id becomes the run id.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct SubagentRequest {
+    /// The subagent type.
+    pub subagent: String,
+    /// The task.
+    pub prompt: String,
+    /// A model for this run, over the type's and the default.
+    pub model: Option<String>,
+    /// A subset of the type's tools.
+    pub tools: Option<Vec<String>>,
+    /// Read-only for this run.
+    pub read_only: bool,
+    /// An earlier conversation to continue.
+    pub history: Option<Vec<Message>>,
+    /// How deep in subagents this run is.
+    pub depth: u32,
+    /// The execution timeout, over the type's and the runtime's.
+    pub timeout: Option<Duration>,
+}
+
+impl SubagentRequest {
+    /// A request to run type `subagent` on `prompt`.
+    pub fn new(subagent: impl Into<String>, prompt: impl Into<String>) -> SubagentRequest {
+        SubagentRequest {
+            subagent: subagent.into(),
+            prompt: prompt.into(),
+            ..SubagentRequest::default()
+        }
+    }
+
+    /// This request as the run `run_id`.
+    pub fn as_run<'a>(&'a self, run_id: &'a str) -> SubagentRun<'a> {
+        SubagentRun {
+            run_id,
+            subagent: &self.subagent,
+            prompt: &self.prompt,
+            model: self.model.as_deref(),
+            tools: self.tools.as_deref(),
+            read_only: self.read_only,
+            history: self.history.as_deref(),
+            depth: self.depth,
+        }
+    }
+}
+
 /// Spawns subagents: resolves the type, the model and the tools, runs the start hooks,
 /// runs the agent with a transcript, then the stop hooks.
 #[derive(Clone)]
@@ -462,6 +510,47 @@ impl Subagents {
         }
     }
 
+    /// Submits a subagent run to `runtime` as a task labelled with its type: it runs on an
+    /// execution thread under the task's token (the type's `timeout`, or the request's,
+    /// as its execution timeout) and reports its progress to the task's observers.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] for an unknown type (at once, before queueing), and
+    /// whatever [`Runtime::submit`] refuses. The handle's `wait` gives the run's result or
+    /// the errors of [`run`](Self::run).
+    pub fn spawn(
+        &self,
+        runtime: &Runtime,
+        workspace: &Workspace,
+        request: SubagentRequest,
+    ) -> Result<TaskHandle<AgentResult>, Error> {
+        let spec = self.spec(&request.subagent)?;
+        let mut options = RunOptions::new().label(&spec.name);
+        if let Some(timeout) = request.timeout.or(spec.timeout) {
+            options = options.execution_timeout(timeout);
+        }
+        let subagents = self.clone();
+        let workspace = workspace.clone();
+        runtime.submit(
+            move |job| {
+                let progress = |progress: Progress| job.emit(progress);
+                let run = request.as_run(job.id().as_str());
+                subagents.run(&run, job.token(), &workspace, Some(&progress))
+            },
+            options,
+        )
+    }
+
+    fn spec(&self, name: &str) -> Result<&SubagentSpec, Error> {
+        self.types.get(name).ok_or_else(|| {
+            Error::invalid_input(format!(
+                "unknown subagent type '{name}'; the types are: {}",
+                self.types.names().join(", ")
+            ))
+        })
+    }
+
     /// Runs one subagent to its end.
     ///
     /// # Errors
@@ -477,13 +566,7 @@ impl Subagents {
         workspace: &Workspace,
         progress: Option<&(dyn Fn(Progress) + Sync)>,
     ) -> Result<AgentResult, Error> {
-        let spec = self.types.get(run.subagent).ok_or_else(|| {
-            Error::invalid_input(format!(
-                "unknown subagent type '{}'; the types are: {}",
-                run.subagent,
-                self.types.names().join(", ")
-            ))
-        })?;
+        let spec = self.spec(run.subagent)?;
         let nesting_allowed = run.depth < self.max_depth;
         let mut tools = spec.tool_registry(&self.tools, run.read_only, nesting_allowed)?;
         if let Some(subset) = run.tools {
@@ -663,6 +746,53 @@ mod tests {
             .tool_registry(&available(), false, false)
             .unwrap_err();
         assert!(error.message().contains("ls, glob"), "{error}");
+    }
+
+    #[test]
+    fn spawned_runs_are_runtime_tasks_that_report_their_progress() {
+        use crate::llm::{ScriptedModel, ScriptedTurn};
+        use crate::runtime::Event;
+        let (events, seen) = crossbeam_channel::unbounded();
+        let runtime = Runtime::builder()
+            .observer(move |event: &Event| {
+                let _ = events.send(event.clone());
+            })
+            .build()
+            .unwrap();
+        let model = Arc::new(ScriptedModel::new([
+            ScriptedTurn::tool_call("read", json!({"path": "Cargo.toml"})),
+            ScriptedTurn::text("a plan"),
+        ]));
+        let subagents = Subagents::new(model, available()).transcripts(Transcripts::Off);
+        let workspace = Workspace::current_dir().unwrap();
+        let handle = subagents
+            .spawn(
+                &runtime,
+                &workspace,
+                SubagentRequest::new("plan", "plan it"),
+            )
+            .unwrap();
+        assert!(handle.id().as_str().starts_with("plan-"));
+        let result = handle.wait().unwrap();
+        assert_eq!(result.text, "a plan");
+        runtime.shutdown(Duration::from_secs(5)).unwrap();
+        let names: Vec<&str> = seen.try_iter().map(|event| event.kind.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "queued",
+                "started",
+                "turn",
+                "tool",
+                "tool done",
+                "turn",
+                "finished"
+            ],
+        );
+        let error = subagents
+            .spawn(&runtime, &workspace, SubagentRequest::new("nope", "x"))
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidInput);
     }
 
     #[test]
