@@ -267,7 +267,10 @@ mod tests {
         let cases = [
             ("name: a\n", "no front matter"),
             ("---\nname: a\ndescription: d\n", "never ends"),
-            ("---\nname: a\ndescription: d\nPrompt", "closing '---' line missing"),
+            (
+                "---\nname: a\ndescription: d\nPrompt",
+                "closing '---' line missing",
+            ),
             (
                 "---\ndescription: d\n---\nPrompt",
                 "field `name` is missing",
