@@ -2,6 +2,12 @@
 //! and the context every call gets (its [`Workspace`], its task's [`CancelToken`], and the
 //! process groups its commands started).
 
+mod bash;
+mod edit;
+mod fs;
+mod grep;
+mod list;
+mod read;
 mod schema;
 mod workspace;
 
@@ -11,6 +17,11 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde_json::Value;
 
+pub use bash::BashTool;
+pub use edit::{EditTool, WriteTool};
+pub use grep::GrepTool;
+pub use list::{GlobTool, LsTool};
+pub use read::ReadTool;
 pub use schema::validate;
 pub use workspace::Workspace;
 
@@ -118,6 +129,20 @@ impl ProcessGroups {
         kill_group(pgid);
     }
 
+    /// Stops tracking `pgid` if no process of its group is left, so its number is never
+    /// signalled after the system reuses it; a group with background children stays.
+    pub fn forget_if_finished(&self, pgid: u32) {
+        let Some(pid) = i32::try_from(pgid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return;
+        };
+        if rustix::process::test_kill_process_group(pid) == Err(rustix::io::Errno::SRCH) {
+            self.groups.lock().retain(|group| *group != pgid);
+        }
+    }
+
     /// How many groups are tracked.
     pub fn len(&self) -> usize {
         self.groups.lock().len()
@@ -159,6 +184,23 @@ fn kill_group(pgid: u32) {
     };
     // ESRCH (already gone) is the usual, harmless outcome.
     let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+}
+
+/// The built-in tools: bash, read, write, edit, ls, glob, grep (in that order), each with
+/// its default limits.
+pub fn builtin_tools() -> ToolRegistry {
+    let tools: [Arc<dyn Tool>; 7] = [
+        Arc::new(BashTool::new()),
+        Arc::new(ReadTool::new()),
+        Arc::new(WriteTool::new()),
+        Arc::new(EditTool::new()),
+        Arc::new(LsTool::new()),
+        Arc::new(GlobTool::new()),
+        Arc::new(GrepTool::new()),
+    ];
+    ToolRegistry {
+        tools: tools.into(),
+    }
 }
 
 /// The tools a subagent may call, by name, in a stable order.
