@@ -265,7 +265,14 @@ impl Agent {
             agent: self,
             context,
             messages: history,
-            usage: RunUsage::default(),
+            usage: RunUsage {
+                // Known (zero) until a call of unknown price makes the total unknown.
+                tokens: Usage {
+                    cost_usd: Some(0.0),
+                    ..Usage::default()
+                },
+                ..RunUsage::default()
+            },
             processes: ProcessGroups::new(context.token),
         };
         run.repair_history();
@@ -406,13 +413,16 @@ impl Run<'_> {
         let block = ContentBlock::Text {
             text: text.to_string(),
         };
-        // Two user messages in a row become one (after tool results, say).
+        // Two user messages in a row become one (after tool results, say). The transcript
+        // gets the new block alone; reading it back joins consecutive user messages.
         if let Some(last) = self.messages.last_mut()
             && last.role == Role::User
         {
-            last.content.push(block);
-            let last = last.clone();
-            self.context.record(&last);
+            last.content.push(block.clone());
+            self.context.record(&Message {
+                role: Role::User,
+                content: vec![block],
+            });
             return;
         }
         self.push(Message {

@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::llm::{Message, Usage};
+use crate::llm::{Message, Role, Usage};
 
 /// Where transcripts go by default, relative to the workspace.
 pub const DEFAULT_TRANSCRIPT_DIR: &str = ".subtask/transcripts";
@@ -143,20 +143,26 @@ impl TranscriptStore {
         Ok(entries)
     }
 
-    /// The conversation of run `run_id`: its messages in order.
+    /// The conversation of run `run_id`: its messages in order, consecutive user messages
+    /// joined into one (a resumed run's prompt follows the last run's tool results).
     ///
     /// # Errors
     ///
     /// As [`load`](Self::load).
     pub fn messages(&self, run_id: &str) -> Result<Vec<Message>, Error> {
-        Ok(self
-            .load(run_id)?
-            .into_iter()
-            .filter_map(|entry| match entry {
-                Entry::Message { message } => Some(message),
-                _ => None,
-            })
-            .collect())
+        let mut messages: Vec<Message> = Vec::new();
+        for entry in self.load(run_id)? {
+            let Entry::Message { message } = entry else {
+                continue;
+            };
+            match messages.last_mut() {
+                Some(last) if last.role == Role::User && message.role == Role::User => {
+                    last.content.extend(message.content);
+                }
+                _ => messages.push(message),
+            }
+        }
+        Ok(messages)
     }
 }
 

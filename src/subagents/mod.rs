@@ -211,7 +211,7 @@ impl SubagentRegistry {
     /// # Errors
     ///
     /// [`ErrorKind::Config`] naming the file and the field for the first broken file (no
-    /// type is silently dropped).
+    /// type is silently dropped); the registry is then left as it was.
     pub fn load_dir(&mut self, dir: impl AsRef<Path>) -> Result<usize, Error> {
         let dir = dir.as_ref();
         let entries = match std::fs::read_dir(dir) {
@@ -230,9 +230,12 @@ impl SubagentRegistry {
             .filter(|path| path.extension().is_some_and(|ext| ext == "md") && path.is_file())
             .collect();
         files.sort();
+        // All or nothing: a broken file leaves the registry as it was.
+        let mut loaded = self.clone();
         for file in &files {
-            self.register(markdown::parse_file(file)?)?;
+            loaded.register(markdown::parse_file(file)?)?;
         }
+        *self = loaded;
         Ok(files.len())
     }
 
