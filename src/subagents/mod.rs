@@ -380,6 +380,9 @@ pub struct SubagentRequest {
     pub depth: u32,
     /// The execution timeout, over the type's and the runtime's.
     pub timeout: Option<Duration>,
+    /// The run id to use instead of the task's id: a resumed run keeps its first run's id,
+    /// and so its transcript.
+    pub run_id: Option<String>,
 }
 
 impl SubagentRequest {
@@ -403,6 +406,70 @@ impl SubagentRequest {
             read_only: self.read_only,
             history: self.history.as_deref(),
             depth: self.depth,
+        }
+    }
+}
+
+/// A subagent run submitted with [`Subagents::spawn`].
+#[derive(Debug)]
+pub struct SubagentHandle {
+    handle: TaskHandle<AgentResult>,
+    run_id: String,
+    late: crossbeam_channel::Receiver<AgentResult>,
+}
+
+/// How long a caller whose run timed out or was cancelled waits for the run to hand over
+/// its partial result (a cooperative run stops within milliseconds).
+const PARTIAL_RESULT_GRACE: Duration = Duration::from_secs(2);
+
+/// How a spawned run ended, from its caller's side.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SubagentOutcome {
+    /// The run's id: the transcript's name, the value for `resume`.
+    pub run_id: String,
+    /// The run's result. Present when it ended on its own, and, when the task timed out or
+    /// was cancelled, if the run handed over its partial answer and usage in time.
+    pub result: Option<AgentResult>,
+    /// Why the task did not complete: the runtime's timeout or cancellation, a start hook's
+    /// veto, a model that could not be built. `None` when the run ended on its own (its
+    /// `stop_reason` says how).
+    pub error: Option<Error>,
+}
+
+impl SubagentHandle {
+    /// The runtime task's id.
+    pub fn task_id(&self) -> &crate::runtime::TaskId {
+        self.handle.id()
+    }
+
+    /// The run's id (the task's, or the resumed run's).
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Blocks until the run ends (see [`TaskHandle::wait`]).
+    pub fn wait(self) -> SubagentOutcome {
+        let run_id = self.run_id;
+        match self.handle.wait() {
+            Ok(result) => SubagentOutcome {
+                run_id,
+                result: Some(result),
+                error: None,
+            },
+            Err(error) => {
+                let partial = match error.kind() {
+                    ErrorKind::Timeout | ErrorKind::Cancelled => {
+                        self.late.recv_timeout(PARTIAL_RESULT_GRACE).ok()
+                    }
+                    _ => None,
+                };
+                SubagentOutcome {
+                    run_id,
+                    result: partial,
+                    error: Some(error),
+                }
+            }
         }
     }
 }
@@ -527,7 +594,7 @@ impl Subagents {
         runtime: &Runtime,
         workspace: &Workspace,
         request: SubagentRequest,
-    ) -> Result<TaskHandle<AgentResult>, Error> {
+    ) -> Result<SubagentHandle, Error> {
         let spec = self.spec(&request.subagent)?;
         let mut options = RunOptions::new().label(&spec.name);
         if let Some(timeout) = request.timeout.or(spec.timeout) {
@@ -535,14 +602,36 @@ impl Subagents {
         }
         let subagents = self.clone();
         let workspace = workspace.clone();
-        runtime.submit(
+        // The run's result also goes here, so a caller whose task timed out or was
+        // cancelled still gets the partial answer and usage the run returns as it stops.
+        let (late_sender, late) = crossbeam_channel::bounded(1);
+        let run_id = request.run_id.clone();
+        let handle = runtime.submit(
             move |job| {
                 let progress = |progress: Progress| job.emit(progress);
-                let run = request.as_run(job.id().as_str());
-                subagents.run(&run, job.token(), &workspace, Some(&progress))
+                let run_id = match &request.run_id {
+                    Some(run_id) => run_id.clone(),
+                    None => job.id().to_string(),
+                };
+                let result = subagents.run(
+                    &request.as_run(&run_id),
+                    job.token(),
+                    &workspace,
+                    Some(&progress),
+                );
+                if let Ok(result) = &result {
+                    let _ = late_sender.try_send(result.clone());
+                }
+                result
             },
             options,
-        )
+        )?;
+        let run_id = run_id.unwrap_or_else(|| handle.id().to_string());
+        Ok(SubagentHandle {
+            handle,
+            run_id,
+            late,
+        })
     }
 
     fn spec(&self, name: &str) -> Result<&SubagentSpec, Error> {
