@@ -864,9 +864,10 @@ mod tests {
                 SubagentRequest::new("plan", "plan it"),
             )
             .unwrap();
-        assert!(handle.id().as_str().starts_with("plan-"));
-        let result = handle.wait().unwrap();
-        assert_eq!(result.text, "a plan");
+        assert!(handle.run_id().starts_with("plan-"));
+        let outcome = handle.wait();
+        assert!(outcome.error.is_none());
+        assert_eq!(outcome.result.unwrap().text, "a plan");
         runtime.shutdown(Duration::from_secs(5)).unwrap();
         let names: Vec<&str> = seen.try_iter().map(|event| event.kind.name()).collect();
         assert_eq!(
