@@ -121,6 +121,8 @@ pub struct AgentResult {
     pub messages: Vec<Message>,
     /// For `Failed`, `Cancelled` and `TimedOut`: the error behind it.
     pub error: Option<Error>,
+    /// The model that ran it (`provider:model`).
+    pub model: String,
 }
 
 impl AgentResult {
@@ -296,6 +298,7 @@ impl Agent {
             usage,
             messages: run.messages,
             error,
+            model: self.model.name().to_string(),
         }
     }
 }

@@ -68,7 +68,9 @@ pub mod agent;
 mod error;
 pub mod llm;
 mod runtime;
+mod script;
 pub mod subagents;
+pub mod task_tool;
 pub mod tools;
 pub mod transcript;
 
@@ -78,6 +80,7 @@ pub use runtime::{
     Progress, RunOptions, Runtime, RuntimeBuilder, Stats, TaskHandle, TaskId, TaskSnapshot,
     TaskStatus, TimeoutKind,
 };
+pub use script::{Task, task};
 
 /// The README's example, compiled and run by `cargo test`.
 #[cfg(doctest)]

@@ -554,6 +554,11 @@ impl Subagents {
         self
     }
 
+    /// Whether a run at `depth` is offered the `task` tool (`depth < max_depth`).
+    pub fn nesting_allowed(&self, depth: u32) -> bool {
+        depth < self.max_depth
+    }
+
     /// The types.
     pub fn registry(&self) -> &SubagentRegistry {
         &self.types
@@ -659,7 +664,7 @@ impl Subagents {
         progress: Option<&(dyn Fn(Progress) + Sync)>,
     ) -> Result<AgentResult, Error> {
         let spec = self.spec(run.subagent)?;
-        let nesting_allowed = run.depth < self.max_depth;
+        let nesting_allowed = self.nesting_allowed(run.depth);
         let mut tools = spec.tool_registry(&self.tools, run.read_only, nesting_allowed)?;
         if let Some(subset) = run.tools {
             let missing: Vec<&str> = subset

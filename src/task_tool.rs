@@ -1,0 +1,931 @@
+//! The `task` tool: the one blocking call an LLM uses to hand work to subagents, single or
+//! several at once, and to continue an earlier run. The model never sees a task id to poll:
+//! the call returns the answers.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::agent::{AgentResult, AgentStop};
+use crate::error::{Error, ErrorKind};
+use crate::llm::{Message, ModelConfig, Usage};
+use crate::runtime::Runtime;
+use crate::subagents::{SubagentOutcome, SubagentRequest, Subagents, TASK_TOOL};
+use crate::tools::{Tool, ToolContext, Workspace};
+
+/// Tasks in one call's `tasks` array (and runs in one call), at most, by default.
+pub const DEFAULT_MAX_PARALLEL: usize = 10;
+/// Bytes of one file in `files`, at most, by default.
+pub const DEFAULT_MAX_FILE_BYTES: usize = 100 * 1024;
+/// Bytes of all `files` of one task, at most, by default.
+pub const DEFAULT_MAX_FILES_BYTES: usize = 400 * 1024;
+/// Words a `description` may have.
+const MAX_DESCRIPTION_WORDS: usize = 10;
+
+const TASK_FIELDS: &[&str] = &[
+    "description",
+    "prompt",
+    "subagent_type",
+    "model",
+    "cwd",
+    "tools",
+    "read_only",
+    "context",
+    "files",
+    "output",
+    "timeout_seconds",
+    "resume",
+];
+
+/// Limits of the `task` tool. The description the model reads is written from these, and
+/// they are what is enforced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskToolConfig {
+    /// Runs per call (tasks × models), at most. Defaults to 10.
+    pub max_parallel: usize,
+    /// The largest `timeout_seconds` a call may ask for. Defaults to the runtime's
+    /// execution timeout.
+    pub max_timeout: Option<Duration>,
+    /// Bytes of one file in `files`. Defaults to 100 KiB.
+    pub max_file_bytes: usize,
+    /// Bytes of all `files` of one task. Defaults to 400 KiB.
+    pub max_files_bytes: usize,
+}
+
+impl Default for TaskToolConfig {
+    fn default() -> TaskToolConfig {
+        TaskToolConfig {
+            max_parallel: DEFAULT_MAX_PARALLEL,
+            max_timeout: None,
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            max_files_bytes: DEFAULT_MAX_FILES_BYTES,
+        }
+    }
+}
+
+/// The `task` tool.
+///
+/// ```
+/// use std::sync::Arc;
+/// use serde_json::json;
+/// use subtask::llm::{ScriptedModel, ScriptedTurn};
+/// use subtask::subagents::{Subagents, Transcripts};
+/// use subtask::task_tool::TaskTool;
+/// use subtask::tools::{builtin_tools, Workspace};
+/// use subtask::Runtime;
+///
+/// let model = Arc::new(ScriptedModel::new([ScriptedTurn::text("The timer lives in timer.rs.")]));
+/// let subagents = Subagents::new(model, builtin_tools()).transcripts(Transcripts::Off);
+/// let task = TaskTool::new(Runtime::new()?, subagents, Workspace::current_dir()?);
+/// let output = task.call_json(&json!({
+///     "description": "Find the timer",
+///     "prompt": "Where is the runtime's timer?",
+///     "subagent_type": "explore",
+/// }));
+/// assert!(!output.is_error);
+/// assert!(output.to_text().starts_with("The timer lives in timer.rs."));
+/// # Ok::<(), subtask::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct TaskTool {
+    runtime: Runtime,
+    subagents: Subagents,
+    workspace: Workspace,
+    config: TaskToolConfig,
+    /// How deep in subagents the runs this tool starts are (0 for the host's own agent).
+    depth: u32,
+    /// Written from the settings above whenever they change.
+    description: String,
+}
+
+/// One run, checked and ready to submit.
+struct Planned {
+    description: String,
+    subagent: String,
+    workspace: Workspace,
+    request: SubagentRequest,
+}
+
+impl TaskTool {
+    /// The tool for a host's agent: runs go to `runtime`, with `subagents`' types, tools and
+    /// models, confined to `workspace` (or a `cwd` inside it).
+    pub fn new(runtime: Runtime, subagents: Subagents, workspace: Workspace) -> TaskTool {
+        let mut tool = TaskTool {
+            runtime,
+            subagents,
+            workspace,
+            config: TaskToolConfig::default(),
+            depth: 0,
+            description: String::new(),
+        };
+        tool.description = tool.describe();
+        tool
+    }
+
+    /// Sets the limits.
+    pub fn with_config(mut self, config: TaskToolConfig) -> TaskTool {
+        self.config = config;
+        self.description = self.describe();
+        self
+    }
+
+    /// The limits.
+    pub fn config(&self) -> &TaskToolConfig {
+        &self.config
+    }
+
+    /// The runtime the runs go to.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The most runs of one call that execute at once (the rest queue).
+    fn concurrent(&self) -> usize {
+        self.config
+            .max_parallel
+            .min(self.runtime.config().execution_threads())
+    }
+
+    fn max_timeout(&self) -> Duration {
+        self.config
+            .max_timeout
+            .unwrap_or_else(|| self.runtime.config().execution_timeout())
+    }
+
+    /// The tool's description for the model, written from the live configuration: the
+    /// types and their tools, the parallel limit, the timeouts.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    fn describe(&self) -> String {
+        let runtime = self.runtime.config();
+        let mut text = String::from(
+            "Hand a task to a subagent and get its final answer back. The call blocks until \
+             every subagent it started has finished; the answers are this tool's output \
+             (there is no task id to poll and nothing to fetch later).\n\nSubagent types \
+             (`subagent_type`):\n",
+        );
+        let all = self.subagents.all_tools();
+        for spec in self.subagents.registry().iter() {
+            let tools = match spec.tool_registry(all, false, self.nesting_allowed()) {
+                Ok(tools) if tools.len() == all.len() => "all tools".to_string(),
+                Ok(tools) => format!("tools: {}", tools.names().join(", ")),
+                Err(_) => "misconfigured".to_string(),
+            };
+            let _ = writeln!(text, "- {}: {} ({tools})", spec.name, spec.description);
+        }
+        let _ = write!(
+            text,
+            "\nWhen to use it: broad searches across a codebase, research that needs many \
+             reads, and independent pieces of work that can run side by side. When not to: \
+             to read a file whose path you know, or to search for a specific name in a few \
+             known files; do that yourself, it is faster.\n\nSeveral independent tasks belong \
+             in ONE call: put them in `tasks` (1 to {max}); {concurrent} run at once and the \
+             rest wait for a slot. Do not make several calls in a row for independent work.\n\n\
+             A subagent starts with no memory of this conversation: write a complete prompt \
+             (the goal, what you already know, constraints, and what to return); use \
+             `context`, `files` and `output` for background, relevant files and the shape of \
+             a good answer. Read-only types cannot change files; subagents cannot see each \
+             other's work.\n\nLimits: a run may take {execution} (set `timeout_seconds` to at \
+             most {max_timeout}); a run still waiting for a slot after {queue} fails. `model` \
+             may name another model for a run, or a list of models to ask the same question \
+             of each (read-only runs only). Each answer ends with a footer line giving its run \
+             id: pass it as `resume` to continue that subagent's conversation.",
+            max = self.config.max_parallel,
+            concurrent = self.concurrent(),
+            execution = seconds(runtime.execution_timeout()),
+            max_timeout = seconds(self.max_timeout()),
+            queue = seconds(runtime.queue_timeout()),
+        );
+        text
+    }
+
+    fn nesting_allowed(&self) -> bool {
+        self.subagents.nesting_allowed(self.depth)
+    }
+
+    /// The JSON Schema of the tool's arguments.
+    pub fn parameters(&self) -> Value {
+        let types: Vec<&str> = self.subagents.registry().names();
+        let task = json!({
+            "description": {"type": "string", "description": "A short (3-5 word) description of the task, shown in progress output."},
+            "prompt": {"type": "string", "description": "The task for the subagent: complete on its own, since it cannot see this conversation."},
+            "subagent_type": {"type": "string", "enum": types, "description": "The kind of subagent to run."},
+            "model": {
+                "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
+                "description": "A model for this run (provider:model or an alias such as sonnet, haiku, mini), or a list of models to run the same read-only task on each."
+            },
+            "cwd": {"type": "string", "description": "A directory inside the workspace to confine the run to."},
+            "tools": {"type": "array", "items": {"type": "string"}, "description": "A subset of the type's tools."},
+            "read_only": {"type": "boolean", "description": "Withhold write, edit and bash."},
+            "context": {"type": "string", "description": "Background the subagent should know."},
+            "files": {"type": "array", "items": {"type": "string"}, "description": "Paths (inside the workspace) whose contents are included in the prompt."},
+            "output": {"type": "string", "description": "What a good answer looks like."},
+            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": self.max_timeout().as_secs_f64(), "description": "A shorter or longer execution timeout for this run."},
+            "resume": {"type": "string", "description": "The run id from an earlier answer's footer, to continue that conversation with this prompt."},
+        });
+        let mut properties = task.as_object().cloned().unwrap_or_default();
+        let item = json!({
+            "type": "object",
+            "properties": Value::Object(properties.clone()),
+            "required": ["description", "prompt", "subagent_type"],
+            "additionalProperties": false,
+        });
+        properties.insert(
+            "tasks".into(),
+            json!({
+                "type": "array",
+                "items": item,
+                "minItems": 1,
+                "maxItems": self.config.max_parallel,
+                "description": "Several independent tasks to run at once, in place of the single-task fields."
+            }),
+        );
+        json!({
+            "type": "object",
+            "properties": Value::Object(properties),
+            "additionalProperties": false,
+        })
+    }
+
+    /// The definition in OpenAI's `tools` format.
+    pub fn openai_definition(&self) -> Value {
+        json!({"type": "function", "function": {
+            "name": TASK_TOOL,
+            "description": self.description(),
+            "parameters": self.parameters(),
+        }})
+    }
+
+    /// The definition in Anthropic's `tools` format.
+    pub fn anthropic_definition(&self) -> Value {
+        json!({
+            "name": TASK_TOOL,
+            "description": self.description(),
+            "input_schema": self.parameters(),
+        })
+    }
+
+    /// The entry of an MCP `tools/list` result.
+    pub fn mcp_definition(&self) -> Value {
+        json!({
+            "name": TASK_TOOL,
+            "title": "Run subagents",
+            "description": self.description(),
+            "inputSchema": self.parameters(),
+        })
+    }
+
+    /// Runs a call given as JSON text: the form models send.
+    pub fn call_str(&self, arguments: &str) -> TaskOutput {
+        match serde_json::from_str::<Value>(arguments) {
+            Ok(value) => self.call_json(&value),
+            Err(error) => TaskOutput::invalid(format!(
+                "the arguments are not valid JSON ({error}); send one JSON object"
+            )),
+        }
+    }
+
+    /// Runs a call: checks every task first (a bad one runs none), submits them all,
+    /// then waits for each, keeping every answer in request order.
+    pub fn call_json(&self, arguments: &Value) -> TaskOutput {
+        let started = Instant::now();
+        let planned = match self.plan(arguments) {
+            Ok(planned) => planned,
+            Err(message) => return TaskOutput::invalid(message),
+        };
+        let submitted: Vec<_> = planned
+            .into_iter()
+            .map(|plan| {
+                let handle =
+                    self.subagents
+                        .spawn(&self.runtime, &plan.workspace, plan.request.clone());
+                (plan, handle)
+            })
+            .collect();
+        let results: Vec<TaskResult> = submitted
+            .into_iter()
+            .map(|(plan, handle)| match handle {
+                Ok(handle) => TaskResult::from_outcome(&plan, handle.wait()),
+                Err(error) => TaskResult::from_error(&plan, None, &error),
+            })
+            .collect();
+        TaskOutput::new(results, started.elapsed())
+    }
+
+    /// Checks the arguments and turns them into runs.
+    fn plan(&self, arguments: &Value) -> Result<Vec<Planned>, String> {
+        let Some(fields) = arguments.as_object() else {
+            return Err("the arguments must be a JSON object".into());
+        };
+        let mut planned = Vec::new();
+        if let Some(tasks) = fields.get("tasks") {
+            if let Some(field) = TASK_FIELDS
+                .iter()
+                .find(|field| fields.contains_key(**field))
+            {
+                return Err(format!(
+                    "use either `tasks` or the single-task fields, not both (`{field}` is set too)"
+                ));
+            }
+            if let Some(unknown) = fields.keys().find(|key| *key != "tasks") {
+                return Err(unknown_field(unknown, ""));
+            }
+            let Some(tasks) = tasks.as_array() else {
+                return Err("`tasks` must be an array of task objects".into());
+            };
+            if tasks.is_empty() || tasks.len() > self.config.max_parallel {
+                return Err(format!(
+                    "`tasks` must hold 1 to {} tasks; it holds {}",
+                    self.config.max_parallel,
+                    tasks.len()
+                ));
+            }
+            for (index, task) in tasks.iter().enumerate() {
+                let at = format!("tasks[{index}].");
+                let Some(task) = task.as_object() else {
+                    return Err(format!("`tasks[{index}]` must be an object"));
+                };
+                planned.extend(self.plan_one(task, &at)?);
+            }
+        } else {
+            planned.extend(self.plan_one(fields, "")?);
+        }
+        if planned.len() > self.config.max_parallel {
+            return Err(format!(
+                "this call would start {} runs (tasks × models); at most {} may run in one call",
+                planned.len(),
+                self.config.max_parallel
+            ));
+        }
+        Ok(planned)
+    }
+
+    fn plan_one(&self, task: &Map<String, Value>, at: &str) -> Result<Vec<Planned>, String> {
+        if let Some(unknown) = task.keys().find(|key| !TASK_FIELDS.contains(&key.as_str())) {
+            return Err(unknown_field(unknown, at));
+        }
+        let text = |field: &str, required: bool| -> Result<Option<String>, String> {
+            match task.get(field) {
+                None | Some(Value::Null) if required => Err(format!("`{at}{field}` is required")),
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(value)) if required && value.trim().is_empty() => {
+                    Err(format!("`{at}{field}` is empty"))
+                }
+                Some(Value::String(value)) => Ok(Some(value.clone())),
+                Some(_) => Err(format!("`{at}{field}` must be a string")),
+            }
+        };
+        let strings = |field: &str| -> Result<Option<Vec<String>>, String> {
+            match task.get(field) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|item| item.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .map(Some)
+                    .ok_or_else(|| format!("`{at}{field}` must be an array of strings")),
+                Some(_) => Err(format!("`{at}{field}` must be an array of strings")),
+            }
+        };
+        let description = text("description", true)?.unwrap_or_default();
+        let words = description.split_whitespace().count();
+        if words > MAX_DESCRIPTION_WORDS {
+            return Err(format!(
+                "`{at}description` should be a few words (3-5); it has {words}: put the \
+                 details in `prompt`"
+            ));
+        }
+        let prompt = text("prompt", true)?.unwrap_or_default();
+        let subagent = text("subagent_type", true)?.unwrap_or_default();
+        let Some(spec) = self.subagents.registry().get(&subagent) else {
+            return Err(format!(
+                "`{at}subagent_type` '{subagent}' is not a subagent type; the types are: {}",
+                self.subagents.registry().names().join(", ")
+            ));
+        };
+        let read_only = match task.get("read_only") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(read_only)) => *read_only,
+            Some(_) => return Err(format!("`{at}read_only` must be true or false")),
+        };
+        let models: Vec<Option<String>> = match task.get("model") {
+            None | Some(Value::Null) => vec![None],
+            Some(Value::String(model)) => vec![Some(model.clone())],
+            Some(Value::Array(_)) => {
+                let models = strings("model")?.unwrap_or_default();
+                if models.is_empty() {
+                    return Err(format!("`{at}model` lists no models"));
+                }
+                if models.len() > 1 && !(read_only || spec.read_only) {
+                    return Err(format!(
+                        "`{at}model` lists {} models, which would run the same task {} times in \
+                         one workspace; set `read_only: true` (or use a read-only type such as \
+                         explore or plan) so no two runs write at once",
+                        models.len(),
+                        models.len()
+                    ));
+                }
+                models.into_iter().map(Some).collect()
+            }
+            Some(_) => {
+                return Err(format!(
+                    "`{at}model` must be a model name or an array of model names"
+                ));
+            }
+        };
+        for model in models.iter().flatten() {
+            if let Err(error) = ModelConfig::parse(model) {
+                return Err(format!("`{at}model`: {}", error.message()));
+            }
+        }
+        let workspace = match text("cwd", false)? {
+            None => self.workspace.clone(),
+            Some(cwd) => {
+                let path = self
+                    .workspace
+                    .resolve(&cwd)
+                    .map_err(|error| format!("`{at}cwd`: {}", error.message()))?;
+                if !path.is_dir() {
+                    return Err(format!(
+                        "`{at}cwd` '{cwd}' is not a directory of the workspace"
+                    ));
+                }
+                Workspace::new(&path).map_err(|error| format!("`{at}cwd`: {}", error.message()))?
+            }
+        };
+        let tools = strings("tools")?;
+        let available = spec
+            .tool_registry(
+                self.subagents.all_tools(),
+                read_only,
+                self.nesting_allowed(),
+            )
+            .map_err(|error| error.message().to_string())?;
+        if let Some(tools) = &tools
+            && let Some(missing) = tools.iter().find(|name| available.get(name).is_none())
+        {
+            return Err(format!(
+                "`{at}tools`: '{missing}' is not one of this run's tools; they are: {}",
+                available.names().join(", ")
+            ));
+        }
+        let timeout = match task.get("timeout_seconds") {
+            None | Some(Value::Null) => None,
+            Some(value) => {
+                let max = self.max_timeout();
+                match value.as_f64() {
+                    Some(seconds) if seconds > 0.0 && seconds <= max.as_secs_f64() => {
+                        Some(Duration::from_secs_f64(seconds))
+                    }
+                    _ => {
+                        return Err(format!(
+                            "`{at}timeout_seconds` must be a number of seconds above 0 and at \
+                             most {}",
+                            max.as_secs_f64()
+                        ));
+                    }
+                }
+            }
+        };
+        let (run_id, history) = match text("resume", false)? {
+            None => (None, None),
+            Some(run_id) => {
+                let history = self
+                    .history(&workspace, &run_id)
+                    .map_err(|error| format!("`{at}resume`: {}", error.message()))?;
+                (Some(run_id), Some(history))
+            }
+        };
+        let full_prompt = self.compose(
+            &prompt,
+            text("context", false)?.as_deref(),
+            strings("files")?.as_deref().unwrap_or_default(),
+            text("output", false)?.as_deref(),
+            &workspace,
+            at,
+        )?;
+        Ok(models
+            .into_iter()
+            .map(|model| Planned {
+                description: description.clone(),
+                subagent: subagent.clone(),
+                workspace: workspace.clone(),
+                request: SubagentRequest {
+                    subagent: subagent.clone(),
+                    prompt: full_prompt.clone(),
+                    model,
+                    tools: tools.clone(),
+                    read_only,
+                    history: history.clone(),
+                    depth: self.depth,
+                    timeout,
+                    run_id: run_id.clone(),
+                },
+            })
+            .collect())
+    }
+
+    /// The conversation of an earlier run, from its transcript.
+    fn history(&self, workspace: &Workspace, run_id: &str) -> Result<Vec<Message>, Error> {
+        let valid = !run_id.is_empty()
+            && run_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(Error::invalid_input(format!(
+                "'{run_id}' is not a run id; use the id from an earlier answer's footer"
+            )));
+        }
+        let Some(store) = self.subagents.transcript_store(workspace) else {
+            return Err(Error::invalid_input(
+                "transcripts are off here, so no run can be resumed",
+            ));
+        };
+        let messages = store.messages(run_id)?;
+        if messages.is_empty() {
+            return Err(Error::invalid_input(format!(
+                "the transcript of run '{run_id}' holds no messages"
+            )));
+        }
+        Ok(messages)
+    }
+
+    /// The prompt with its context, files and expected output.
+    fn compose(
+        &self,
+        prompt: &str,
+        context: Option<&str>,
+        files: &[String],
+        output: Option<&str>,
+        workspace: &Workspace,
+        at: &str,
+    ) -> Result<String, String> {
+        let mut text = prompt.trim().to_string();
+        if let Some(context) = context.filter(|context| !context.trim().is_empty()) {
+            let _ = write!(text, "\n\n## Context\n\n{}", context.trim());
+        }
+        if !files.is_empty() {
+            text.push_str("\n\n## Files");
+            let mut total = 0usize;
+            for file in files {
+                let path = workspace
+                    .resolve(file)
+                    .map_err(|error| format!("`{at}files`: {}", error.message()))?;
+                let bytes = std::fs::read(&path)
+                    .map_err(|error| format!("`{at}files`: cannot read '{file}': {error}"))?;
+                if bytes.len() > self.config.max_file_bytes {
+                    return Err(format!(
+                        "`{at}files`: '{file}' has {} bytes, more than the {} a file may have; \
+                         name the part that matters in the prompt instead",
+                        bytes.len(),
+                        self.config.max_file_bytes
+                    ));
+                }
+                total += bytes.len();
+                if total > self.config.max_files_bytes {
+                    return Err(format!(
+                        "`{at}files` come to more than {} bytes; include fewer",
+                        self.config.max_files_bytes
+                    ));
+                }
+                let content = String::from_utf8(bytes).map_err(|_| {
+                    format!("`{at}files`: '{file}' is not text; include only text files")
+                })?;
+                let _ = write!(
+                    text,
+                    "\n\n### {}\n\n```\n{}\n```",
+                    workspace.relative(&path),
+                    content.trim_end()
+                );
+            }
+        }
+        if let Some(output) = output.filter(|output| !output.trim().is_empty()) {
+            let _ = write!(text, "\n\n## What to return\n\n{}", output.trim());
+        }
+        Ok(text)
+    }
+}
+
+impl std::fmt::Debug for TaskTool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskTool")
+            .field("workspace", &self.workspace)
+            .field("config", &self.config)
+            .field("depth", &self.depth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tool for TaskTool {
+    fn name(&self) -> &str {
+        TASK_TOOL
+    }
+
+    fn description(&self) -> &str {
+        &self.description
+    }
+
+    fn parameters(&self) -> Value {
+        TaskTool::parameters(self)
+    }
+
+    fn call(&self, input: &Value, _context: &ToolContext<'_>) -> Result<String, Error> {
+        let output = self.call_json(input);
+        if output.is_error {
+            Err(Error::tool(output.to_text()))
+        } else {
+            Ok(output.to_text())
+        }
+    }
+}
+
+fn unknown_field(field: &str, at: &str) -> String {
+    format!(
+        "unknown field `{at}{field}`; the fields are: {}{}",
+        TASK_FIELDS.join(", "),
+        if at.is_empty() { ", tasks" } else { "" }
+    )
+}
+
+fn seconds(duration: Duration) -> String {
+    let seconds = duration.as_secs_f64();
+    if seconds.fract() == 0.0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{seconds:.1} s")
+    }
+}
+
+/// The result of a `task` call: for the model as text ([`to_text`](Self::to_text)), for
+/// hosts as JSON (it serialises).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct TaskOutput {
+    /// One result per run, in request order.
+    pub results: Vec<TaskResult>,
+    /// Whether any run did not complete (or the call was refused).
+    pub is_error: bool,
+    /// Why the call was refused before anything ran.
+    pub error: Option<String>,
+    /// The tokens and cost of every run together (cost `None` when any was unknown).
+    pub usage: Usage,
+    /// Wall time of the whole call, in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// One run's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct TaskResult {
+    /// The task's description.
+    pub description: String,
+    /// The subagent type.
+    pub subagent_type: String,
+    /// The run id to pass as `resume` (`None` if it never started).
+    pub run_id: Option<String>,
+    /// `completed`, `max_turns`, `max_output_tokens`, `max_cost`, `failed`, `timed_out`,
+    /// `cancelled`, or `refused` (it never ran).
+    pub status: String,
+    /// The model that ran it.
+    pub model: Option<String>,
+    /// The full final answer (or the best answer so far).
+    pub answer: String,
+    /// Why it did not complete.
+    pub error: Option<String>,
+    /// Model calls made.
+    pub turns: u32,
+    /// Tokens and cost.
+    pub usage: Usage,
+    /// Calls per tool.
+    pub tool_calls: BTreeMap<String, u32>,
+    /// Wall time of the run, in milliseconds.
+    pub duration_ms: u64,
+}
+
+impl TaskResult {
+    fn from_outcome(plan: &Planned, outcome: SubagentOutcome) -> TaskResult {
+        match (outcome.result, outcome.error) {
+            (Some(result), error) => {
+                TaskResult::from_run(plan, &outcome.run_id, &result, error.as_ref())
+            }
+            (None, Some(error)) => TaskResult::from_error(plan, Some(outcome.run_id), &error),
+            (None, None) => TaskResult::from_error(
+                plan,
+                Some(outcome.run_id),
+                &Error::new(ErrorKind::Internal, "the run ended without a result"),
+            ),
+        }
+    }
+
+    fn from_run(
+        plan: &Planned,
+        run_id: &str,
+        result: &AgentResult,
+        error: Option<&Error>,
+    ) -> TaskResult {
+        // The runtime's verdict (a timeout, a cancel) wins over the run's own account.
+        let status = match error.map(Error::kind) {
+            Some(ErrorKind::Timeout) => "timed_out",
+            Some(ErrorKind::Cancelled) => "cancelled",
+            _ => result.stop_reason.as_str(),
+        };
+        let error = error
+            .or(result.error.as_ref())
+            .map(ToString::to_string)
+            .or_else(|| limit_note(result.stop_reason));
+        TaskResult {
+            description: plan.description.clone(),
+            subagent_type: plan.subagent.clone(),
+            run_id: Some(run_id.to_string()),
+            status: status.to_string(),
+            model: Some(result.model.clone()),
+            answer: result.text.clone(),
+            error,
+            turns: result.usage.turns,
+            usage: result.usage.tokens,
+            tool_calls: result.usage.tool_calls.clone(),
+            duration_ms: millis(result.usage.wall_time),
+        }
+    }
+
+    fn from_error(plan: &Planned, run_id: Option<String>, error: &Error) -> TaskResult {
+        let status = match (error.kind(), error.timeout_kind()) {
+            (ErrorKind::Timeout, _) => "timed_out",
+            (ErrorKind::Cancelled, _) => "cancelled",
+            _ if run_id.is_some() => "failed",
+            _ => "refused",
+        };
+        TaskResult {
+            description: plan.description.clone(),
+            subagent_type: plan.subagent.clone(),
+            run_id,
+            status: status.to_string(),
+            model: plan.request.model.clone(),
+            answer: String::new(),
+            error: Some(error.to_string()),
+            turns: 0,
+            usage: Usage::default(),
+            tool_calls: BTreeMap::new(),
+            duration_ms: 0,
+        }
+    }
+
+    /// Whether the run completed its answer.
+    pub fn is_complete(&self) -> bool {
+        self.status == AgentStop::Completed.as_str()
+    }
+
+    /// `[run explore-k3m9x2ab · completed · 4 turns · 12,345 in / 678 out tokens · $0.0123 · 8.2 s]`
+    pub fn footer(&self) -> String {
+        let mut parts = vec![
+            format!("run {}", self.run_id.as_deref().unwrap_or("-")),
+            self.status.replace('_', " "),
+        ];
+        if let Some(model) = &self.model {
+            parts.push(model.clone());
+        }
+        parts.push(format!(
+            "{} turn{}",
+            self.turns,
+            if self.turns == 1 { "" } else { "s" }
+        ));
+        parts.push(format!(
+            "{} in / {} out tokens",
+            thousands(self.usage.total_input_tokens()),
+            thousands(self.usage.output_tokens)
+        ));
+        if let Some(cost) = self.usage.cost_usd {
+            parts.push(format!("${cost:.4}"));
+        }
+        parts.push(format!("{:.1} s", self.duration_ms as f64 / 1000.0));
+        format!("[{}]", parts.join(" · "))
+    }
+}
+
+fn limit_note(stop: AgentStop) -> Option<String> {
+    match stop {
+        AgentStop::MaxTurns => {
+            Some("the run reached its turn limit; the answer may be incomplete".into())
+        }
+        AgentStop::MaxOutputTokens => {
+            Some("the run reached its output token limit; the answer may be incomplete".into())
+        }
+        AgentStop::MaxCost => {
+            Some("the run reached its cost limit; the answer may be incomplete".into())
+        }
+        _ => None,
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn thousands(number: u64) -> String {
+    let digits = number.to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+impl TaskOutput {
+    fn new(results: Vec<TaskResult>, duration: Duration) -> TaskOutput {
+        let mut usage = Usage {
+            cost_usd: Some(0.0),
+            ..Usage::default()
+        };
+        for result in &results {
+            usage.add(&result.usage);
+        }
+        TaskOutput {
+            is_error: results.iter().any(|result| !result.is_complete()),
+            results,
+            error: None,
+            usage,
+            duration_ms: millis(duration),
+        }
+    }
+
+    fn invalid(message: String) -> TaskOutput {
+        TaskOutput {
+            results: Vec::new(),
+            is_error: true,
+            error: Some(format!("{message}. Fix the call and try again.")),
+            usage: Usage::default(),
+            duration_ms: 0,
+        }
+    }
+
+    /// The text the model reads: each run's full answer (or error) and its footer; several
+    /// runs each under their own heading, in request order.
+    pub fn to_text(&self) -> String {
+        if let Some(error) = &self.error {
+            return format!("Invalid task call: {error}");
+        }
+        let body = |result: &TaskResult| {
+            let mut text = String::new();
+            if !result.answer.trim().is_empty() {
+                text.push_str(result.answer.trim_end());
+                text.push_str("\n\n");
+            }
+            if let Some(error) = &result.error {
+                let _ = writeln!(text, "Error: {error}\n");
+            }
+            text.push_str(&result.footer());
+            text
+        };
+        if let [result] = self.results.as_slice() {
+            return body(result);
+        }
+        let done = self
+            .results
+            .iter()
+            .filter(|result| result.is_complete())
+            .count();
+        let mut text = format!(
+            "{} tasks: {done} completed, {} did not.\n",
+            self.results.len(),
+            self.results.len() - done
+        );
+        for (index, result) in self.results.iter().enumerate() {
+            let model = result
+                .model
+                .as_deref()
+                .map(|model| format!(", {model}"))
+                .unwrap_or_default();
+            let _ = write!(
+                text,
+                "\n## {}. {} ({}{model})\n\n{}\n",
+                index + 1,
+                result.description,
+                result.subagent_type,
+                body(result)
+            );
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(thousands(12_345), "12,345");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(seconds(Duration::from_secs(300)), "300 s");
+        assert_eq!(seconds(Duration::from_millis(1500)), "1.5 s");
+    }
+}
