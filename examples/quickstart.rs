@@ -1,102 +1,258 @@
-//! The quickstart: a tour of the runtime that every `task` call runs through.
+//! The quickstart: a parent agent with the `task` tool answers a question about this
+//! repository by delegating three `explore` searches in one parallel call, then answers.
 //!
-//! Ten jobs share eight execution threads, one outlives its execution timeout, and one is
-//! cancelled by the host while it runs; each caller blocks until its own answer is back and
-//! is woken the moment it is. The observer prints every event as a
-//! progress line.
+//! With `SUBTASK_MODEL` and a key in the environment it uses that model; without, a
+//! scripted model drives the agents, and the subagents' tool calls (ls, grep, read) really
+//! run on this repository.
 //!
 //! Run it with `cargo run --release --example quickstart`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use subtask::{Event, EventKind, RunOptions, Runtime};
+use serde_json::json;
+use subtask::agent::{Agent, RunContext};
+use subtask::llm::{ChatModel, ModelConfig, ScriptedModel, ScriptedTurn, SentRequest};
+use subtask::subagents::{Subagents, Transcripts};
+use subtask::task_tool::TaskTool;
+use subtask::tools::{ToolRegistry, Workspace, builtin_tools};
+use subtask::{CancelToken, Event, EventKind, Progress, Runtime};
+
+const QUESTION: &str = "How does this repository make sure a subagent cannot run past its \
+                        time limit, and what happens to its HTTP request and child processes \
+                        when it is cancelled? Delegate the searching, then answer in a few \
+                        sentences with file paths.";
+
+const PARENT_PROMPT: &str = "You answer questions about a codebase. Delegate broad searches \
+                             to explore subagents with the task tool, several at once in one \
+                             call when they are independent, then answer from what they \
+                             report.";
+
+/// The three searches the scripted parent delegates: (description, what to look for).
+const SEARCHES: [(&str, &str); 3] = [
+    ("Find the deadline timer", "fn enforce_deadline"),
+    ("Find how requests are abandoned", "shutdown()"),
+    ("Find how child processes die", "kill_process_group"),
+];
 
 fn main() -> Result<(), subtask::Error> {
     env_logger::init();
-    println!(
-        "subtask quickstart: the runtime alone (no LLM yet). Jobs here are Rust closures; \
-         subagents will run through exactly this path."
-    );
     let started = Instant::now();
-    let runtime = Runtime::builder()
-        .poll_interval(Duration::from_millis(500))
-        .observer(move |event: &Event| {
-            // Heartbeats are per waiting call; show them, they are the "still working" lines.
-            let elapsed = started.elapsed().as_secs_f64();
-            if !matches!(event.kind, EventKind::Queued) {
-                println!("  [{elapsed:5.2} s] {event}");
+    let (parent_model, subagent_model): (Arc<dyn ChatModel>, Arc<dyn ChatModel>) =
+        match ModelConfig::from_env() {
+            Ok(config) => {
+                let model = config.build()?;
+                println!("subtask quickstart, using {}.", model.name());
+                (model.clone(), model)
             }
-        })
+            Err(_) => {
+                println!(
+                    "subtask quickstart, using a scripted model (no LLM is configured): the \
+                     agents' decisions are scripted, their tool calls really run on this \
+                     repository. For a real model set SUBTASK_MODEL (e.g. \
+                     anthropic:claude-sonnet-4-5 or openai:gpt-4.1-mini) and ANTHROPIC_API_KEY \
+                     or OPENAI_API_KEY."
+                );
+                (Arc::new(scripted_parent()), Arc::new(scripted_explorer()))
+            }
+        };
+
+    let runtime = Runtime::builder()
+        .poll_interval(Duration::from_millis(300))
+        .observer(move |event: &Event| print_event(started, event))
         .build()?;
-    let config = runtime.config();
+    let workspace = Workspace::current_dir()?;
+    let subagents = Subagents::new(subagent_model, builtin_tools()).transcripts(Transcripts::Off);
+    let task = TaskTool::new(runtime.clone(), subagents, workspace.clone());
+    let mut tools = ToolRegistry::new();
+    tools.register(Arc::new(task))?;
+    let parent = Agent::new(parent_model, PARENT_PROMPT, tools);
+
+    println!("\nquestion: {QUESTION}\n");
+    let token = CancelToken::new();
+    let parent_progress = |progress: Progress| {
+        if let Progress::ToolStarted { tool, .. } = progress {
+            println!(
+                "  [{:5.2} s] parent calls {tool}",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    };
+    let context = RunContext::new(&token, &workspace).progress(&parent_progress);
+    let result = parent.run(QUESTION, &context);
+
+    // Every event has been delivered once the runtime has shut down.
+    runtime.shutdown(Duration::from_secs(5))?;
     println!(
-        "pools: {} scheduler threads, {} execution threads; poll interval {:?}\n",
-        config.scheduler_threads(),
-        config.execution_threads(),
-        config.poll_interval()
+        "\nanswer ({}):\n\n{}\n",
+        result.stop_reason.as_str(),
+        result.text
     );
-
-    println!("1. ten jobs at once on eight execution threads (each works 300 ms):");
-    let handles = (0..10)
-        .map(|n| {
-            runtime.submit(
-                move |job| {
-                    job.token().sleep(Duration::from_millis(300))?;
-                    Ok(n * n)
-                },
-                RunOptions::new().label(format!("square-{n}")),
-            )
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let squares = handles
-        .into_iter()
-        .map(|handle| handle.wait())
-        .collect::<Result<Vec<_>, _>>()?;
-    println!("   answers: {squares:?}\n");
-
-    println!("2. a job that needs 10 s, with an execution timeout of 1 s:");
-    let slow = runtime.run(
-        |job| {
-            job.token().sleep(Duration::from_secs(10))?;
-            Ok("done")
-        },
-        RunOptions::new()
-            .label("slow")
-            .execution_timeout(Duration::from_secs(1)),
-    );
-    println!("   caller got: {}\n", slow.unwrap_err());
-
-    println!("3. a job cancelled by the host 700 ms after it starts:");
-    let endless = runtime.submit(
-        |job| {
-            let _undo = job.token().on_cancel(|| {
-                println!("   (cancel action: this is where a child process is killed)")
-            });
-            job.token().sleep(Duration::from_secs(3600))?;
-            Ok(())
-        },
-        RunOptions::new().label("endless"),
-    )?;
-    let id = endless.id().clone();
-    let canceller = runtime.clone();
-    let cancel_thread = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(700));
-        canceller.cancel(id.as_str())
-    });
-    println!("   caller got: {}", endless.wait().unwrap_err());
-    let _ = cancel_thread.join();
-    println!();
-
-    // Shutdown waits for the last events to be delivered, so the summary comes last.
-    runtime.shutdown(Duration::from_secs(1))?;
-    let stats = runtime.stats();
+    println!("per task:");
+    for message in &result.messages {
+        for block in &message.content {
+            if let subtask::llm::ContentBlock::ToolResult(tool_result) = block {
+                for footer in tool_result
+                    .content
+                    .lines()
+                    .filter(|line| line.starts_with("[run "))
+                {
+                    println!("  {footer}");
+                }
+            }
+        }
+    }
+    let usage = &result.usage;
     println!(
-        "done in {:.1} s: {} completed, {} timed out, {} cancelled; {} task records left",
-        started.elapsed().as_secs_f64(),
-        stats.completed,
-        stats.timed_out,
-        stats.cancelled,
-        stats.live
+        "parent: {} turns, {} in / {} out tokens; done in {:.1} s",
+        usage.turns,
+        usage.tokens.total_input_tokens(),
+        usage.tokens.output_tokens,
+        started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// One progress line per task start, tool call, heartbeat and finish.
+fn print_event(started: Instant, event: &Event) {
+    let at = started.elapsed().as_secs_f64();
+    let line = match &event.kind {
+        EventKind::Started { .. } => format!("{} started", event.task),
+        EventKind::Progress(Progress::ToolStarted { tool, summary }) => {
+            format!("{}   {tool} {summary}", event.task)
+        }
+        EventKind::Progress(Progress::ToolFinished {
+            tool,
+            is_error: true,
+            ..
+        }) => format!("{}   {tool} failed", event.task),
+        EventKind::Heartbeat { elapsed, .. } => {
+            format!(
+                "{} still working ({:.1} s)",
+                event.task,
+                elapsed.as_secs_f64()
+            )
+        }
+        EventKind::Finished {
+            status, ran_for, ..
+        } => format!(
+            "{} finished: {status} in {:.2} s",
+            event.task,
+            ran_for.unwrap_or_default().as_secs_f64()
+        ),
+        _ => return,
+    };
+    println!("  [{at:5.2} s] {line}");
+}
+
+/// The parent: delegates the three searches in one call, then answers from the results.
+fn scripted_parent() -> ScriptedModel {
+    ScriptedModel::new((0..4).map(|_| {
+        ScriptedTurn::reply(|sent: &SentRequest| match sent.last_tool_result() {
+            None => {
+                let tasks: Vec<_> = SEARCHES
+                    .iter()
+                    .map(|(description, pattern)| {
+                        json!({
+                            "description": description,
+                            "prompt": format!("Find where this codebase uses `{pattern}` and what it does there."),
+                            "subagent_type": "explore",
+                        })
+                    })
+                    .collect();
+                ScriptedTurn::tool_call("task", json!({ "tasks": tasks }))
+            }
+            Some(report) => {
+                let found: Vec<&str> = report
+                    .lines()
+                    .filter(|line| line.starts_with("- "))
+                    .collect();
+                ScriptedTurn::text(format!(
+                    "Three searches ran at once. The runtime's timer thread ends every task \
+                     at its deadline and trips its cancel token; the token's cancel actions \
+                     shut the request's HTTP agent down and kill the whole process group of \
+                     every command the task started. Where:\n{}",
+                    found.join("\n")
+                ))
+            }
+        })
+        .delayed(Duration::from_millis(200))
+    }))
+    .named("parent")
+}
+
+/// An explorer: searches `src/` for the pattern in backticks, then reads the spot, then
+/// reports. Decided from the conversation alone, so runs sharing it do not interfere.
+fn scripted_explorer() -> ScriptedModel {
+    ScriptedModel::new((0..64).map(|_| {
+        ScriptedTurn::reply(|sent: &SentRequest| {
+            let prompt = sent.messages.first().map(|m| m.text()).unwrap_or_default();
+            let pattern = prompt.split('`').nth(1).unwrap_or("TODO").to_string();
+            let results = sent
+                .messages
+                .iter()
+                .flat_map(|message| &message.content)
+                .filter(|block| matches!(block, subtask::llm::ContentBlock::ToolResult(_)))
+                .count();
+            let last = sent.last_tool_result().unwrap_or_default().to_string();
+            // grep's first `path:line:text` match, once grep has run (second result).
+            let first_match = sent
+                .messages
+                .iter()
+                .flat_map(|message| &message.content)
+                .filter_map(|block| match block {
+                    subtask::llm::ContentBlock::ToolResult(result) => Some(result.content.clone()),
+                    _ => None,
+                })
+                .nth(1)
+                .and_then(|grep| grep.lines().next().map(str::to_string))
+                .unwrap_or_default();
+            match results {
+                0 => ScriptedTurn::tool_calls([
+                    ("ls".to_string(), json!({"path": "src"})),
+                    (
+                        "grep".to_string(),
+                        json!({"pattern": regex_escape(&pattern), "path": "src", "output_mode": "content", "max_results": 3}),
+                    ),
+                ]),
+                2 => {
+                    // Read around the first match.
+                    let mut parts = first_match.splitn(3, ':');
+                    let path = parts.next().unwrap_or("src/lib.rs").to_string();
+                    let line: u64 = parts.next().and_then(|n| n.parse().ok()).unwrap_or(1);
+                    ScriptedTurn::tool_call(
+                        "read",
+                        json!({"path": path, "offset": line.saturating_sub(2).max(1), "limit": 6}),
+                    )
+                }
+                _ => {
+                    let mut parts = first_match.splitn(3, ':');
+                    let (path, line, code) = (
+                        parts.next().unwrap_or_default(),
+                        parts.next().unwrap_or_default(),
+                        parts.next().unwrap_or_default().trim(),
+                    );
+                    ScriptedTurn::text(if path.is_empty() {
+                        format!("- `{pattern}`: not found under src/")
+                    } else {
+                        format!("- `{pattern}`: {path}:{line} (`{code}`), read {} lines around it", last.lines().count())
+                    })
+                }
+            }
+        })
+        .delayed(Duration::from_millis(150))
+    }))
+    .named("explorer")
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if "\\.+*?()|[]{}^$".contains(c) {
+                vec!['\\', c]
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
