@@ -755,9 +755,9 @@ impl TaskResult {
     }
 
     fn from_error(plan: &Planned, run_id: Option<String>, error: &Error) -> TaskResult {
-        let status = match (error.kind(), error.timeout_kind()) {
-            (ErrorKind::Timeout, _) => "timed_out",
-            (ErrorKind::Cancelled, _) => "cancelled",
+        let status = match error.kind() {
+            ErrorKind::Timeout => "timed_out",
+            ErrorKind::Cancelled => "cancelled",
             _ if run_id.is_some() => "failed",
             _ => "refused",
         };
