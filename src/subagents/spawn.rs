@@ -1,0 +1,471 @@
+//! [`Subagents`]: turns a type and a prompt into an agent run with the right model,
+//! tools, limits, transcript and hooks, directly or as a runtime task.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Hooks, SubagentRegistry, SubagentSpec, SubagentStart, SubagentStop};
+use crate::agent::{Agent, AgentLimits, AgentResult, RunContext};
+use crate::error::{Error, ErrorKind};
+use crate::llm::{ChatModel, Message, ModelConfig};
+use crate::runtime::{CancelToken, Progress, RunOptions, Runtime, TaskHandle, panic_message};
+use crate::tools::{ToolRegistry, Workspace};
+use crate::transcript::{DEFAULT_TRANSCRIPT_DIR, TranscriptStore};
+
+/// Chooses the model for a `model` setting (`haiku`, `openai:gpt-4.1-mini`).
+pub type ModelResolver = Arc<dyn Fn(&str) -> Result<Arc<dyn ChatModel>, Error> + Send + Sync>;
+
+/// One subagent run to perform.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct SubagentRun<'a> {
+    /// The run's id (names its transcript).
+    pub run_id: &'a str,
+    /// The subagent type.
+    pub subagent: &'a str,
+    /// The task.
+    pub prompt: &'a str,
+    /// A model for this run, over the type's and the default.
+    pub model: Option<&'a str>,
+    /// A subset of the type's tools.
+    pub tools: Option<&'a [String]>,
+    /// Read-only for this run.
+    pub read_only: bool,
+    /// An earlier conversation to continue.
+    pub history: Option<&'a [Message]>,
+    /// How deep in subagents this run is (0 under the host's own agent).
+    pub depth: u32,
+}
+
+impl<'a> SubagentRun<'a> {
+    /// A run of type `subagent` with `prompt`.
+    pub fn new(run_id: &'a str, subagent: &'a str, prompt: &'a str) -> SubagentRun<'a> {
+        SubagentRun {
+            run_id,
+            subagent,
+            prompt,
+            model: None,
+            tools: None,
+            read_only: false,
+            history: None,
+            depth: 0,
+        }
+    }
+}
+
+/// A subagent run to submit to a [`Runtime`]: owned, so it can travel to an execution
+/// thread. The runtime's task id becomes the run id.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct SubagentRequest {
+    /// The subagent type.
+    pub subagent: String,
+    /// The task.
+    pub prompt: String,
+    /// A model for this run, over the type's and the default.
+    pub model: Option<String>,
+    /// A subset of the type's tools.
+    pub tools: Option<Vec<String>>,
+    /// Read-only for this run.
+    pub read_only: bool,
+    /// An earlier conversation to continue.
+    pub history: Option<Vec<Message>>,
+    /// How deep in subagents this run is.
+    pub depth: u32,
+    /// The execution timeout, over the type's and the runtime's.
+    pub timeout: Option<Duration>,
+    /// The run id to use instead of the task's id: a resumed run keeps its first run's id,
+    /// and so its transcript.
+    pub run_id: Option<String>,
+}
+
+impl SubagentRequest {
+    /// A request to run type `subagent` on `prompt`.
+    pub fn new(subagent: impl Into<String>, prompt: impl Into<String>) -> SubagentRequest {
+        SubagentRequest {
+            subagent: subagent.into(),
+            prompt: prompt.into(),
+            ..SubagentRequest::default()
+        }
+    }
+
+    /// This request as the run `run_id`.
+    pub fn as_run<'a>(&'a self, run_id: &'a str) -> SubagentRun<'a> {
+        SubagentRun {
+            run_id,
+            subagent: &self.subagent,
+            prompt: &self.prompt,
+            model: self.model.as_deref(),
+            tools: self.tools.as_deref(),
+            read_only: self.read_only,
+            history: self.history.as_deref(),
+            depth: self.depth,
+        }
+    }
+}
+
+/// A subagent run submitted with [`Subagents::spawn`].
+#[derive(Debug)]
+pub struct SubagentHandle {
+    handle: TaskHandle<AgentResult>,
+    run_id: String,
+    late: crossbeam_channel::Receiver<AgentResult>,
+}
+
+/// How long a caller whose run timed out or was cancelled waits for the run to hand over
+/// its partial result (a cooperative run stops within milliseconds).
+const PARTIAL_RESULT_GRACE: Duration = Duration::from_secs(2);
+
+/// How a spawned run ended, from its caller's side.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SubagentOutcome {
+    /// The run's id: the transcript's name, the value for `resume`.
+    pub run_id: String,
+    /// The run's result. Present when it ended on its own, and, when the task timed out or
+    /// was cancelled, if the run handed over its partial answer and usage in time.
+    pub result: Option<AgentResult>,
+    /// Why the task did not complete: the runtime's timeout or cancellation, a start hook's
+    /// veto, a model that could not be built. `None` when the run ended on its own (its
+    /// `stop_reason` says how).
+    pub error: Option<Error>,
+}
+
+impl SubagentHandle {
+    /// The runtime task's id.
+    pub fn task_id(&self) -> &crate::runtime::TaskId {
+        self.handle.id()
+    }
+
+    /// The run's id (the task's, or the resumed run's).
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Blocks until the run ends (see [`TaskHandle::wait`]).
+    pub fn wait(self) -> SubagentOutcome {
+        let run_id = self.run_id;
+        match self.handle.wait() {
+            Ok(result) => SubagentOutcome {
+                run_id,
+                result: Some(result),
+                error: None,
+            },
+            Err(error) => {
+                let partial = match error.kind() {
+                    ErrorKind::Timeout | ErrorKind::Cancelled => {
+                        self.late.recv_timeout(PARTIAL_RESULT_GRACE).ok()
+                    }
+                    _ => None,
+                };
+                SubagentOutcome {
+                    run_id,
+                    result: partial,
+                    error: Some(error),
+                }
+            }
+        }
+    }
+}
+
+/// Spawns subagents: resolves the type, the model and the tools, runs the start hooks,
+/// runs the agent with a transcript, then the stop hooks.
+#[derive(Clone)]
+pub struct Subagents {
+    types: SubagentRegistry,
+    tools: ToolRegistry,
+    model: Arc<dyn ChatModel>,
+    resolve_model: ModelResolver,
+    hooks: Vec<Arc<dyn Hooks>>,
+    transcripts: Transcripts,
+    limits: AgentLimits,
+    max_depth: u32,
+}
+
+/// Where transcripts go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transcripts {
+    /// `.subtask/transcripts/` under each run's workspace. The default.
+    InWorkspace,
+    /// This directory.
+    In(PathBuf),
+    /// No transcripts.
+    Off,
+}
+
+impl Subagents {
+    /// Subagents with the built-in types, `tools`, and `model` for types that name none.
+    /// Models named by types or runs are built from the environment's keys
+    /// ([`ModelConfig::parse`] + [`with_env`](ModelConfig::with_env)); transcripts go to
+    /// `.subtask/transcripts/`; no nesting; no hooks.
+    pub fn new(model: Arc<dyn ChatModel>, tools: ToolRegistry) -> Subagents {
+        Subagents {
+            types: SubagentRegistry::builtin(),
+            tools,
+            model,
+            resolve_model: Arc::new(|spec: &str| ModelConfig::parse(spec)?.with_env().build()),
+            hooks: Vec::new(),
+            transcripts: Transcripts::InWorkspace,
+            limits: AgentLimits::default(),
+            max_depth: 0,
+        }
+    }
+
+    /// Uses these types.
+    pub fn types(mut self, types: SubagentRegistry) -> Subagents {
+        self.types = types;
+        self
+    }
+
+    /// Builds the models that types and runs name.
+    pub fn model_resolver(mut self, resolve: ModelResolver) -> Subagents {
+        self.resolve_model = resolve;
+        self
+    }
+
+    /// Adds hooks.
+    pub fn hook(mut self, hooks: impl Hooks + 'static) -> Subagents {
+        self.hooks.push(Arc::new(hooks));
+        self
+    }
+
+    /// Sets where transcripts go.
+    pub fn transcripts(mut self, transcripts: Transcripts) -> Subagents {
+        self.transcripts = transcripts;
+        self
+    }
+
+    /// Sets the default limits (a type's `max_turns` overrides the turn limit).
+    pub fn limits(mut self, limits: AgentLimits) -> Subagents {
+        self.limits = limits;
+        self
+    }
+
+    /// Lets subagents spawn subagents (they get the `task` tool) down to `depth` levels.
+    /// Defaults to 0: subagents get no `task` tool.
+    pub fn max_depth(mut self, depth: u32) -> Subagents {
+        self.max_depth = depth;
+        self
+    }
+
+    /// Whether a run at `depth` is offered the `task` tool (`depth < max_depth`).
+    pub fn nesting_allowed(&self, depth: u32) -> bool {
+        depth < self.max_depth
+    }
+
+    /// The types.
+    pub fn registry(&self) -> &SubagentRegistry {
+        &self.types
+    }
+
+    /// Every tool there is.
+    pub fn all_tools(&self) -> &ToolRegistry {
+        &self.tools
+    }
+
+    /// The default model.
+    pub fn default_model(&self) -> &Arc<dyn ChatModel> {
+        &self.model
+    }
+
+    /// The transcript store for a workspace, if transcripts are on.
+    pub fn transcript_store(&self, workspace: &Workspace) -> Option<TranscriptStore> {
+        match &self.transcripts {
+            Transcripts::InWorkspace => Some(TranscriptStore::new(
+                workspace.root().join(DEFAULT_TRANSCRIPT_DIR),
+            )),
+            Transcripts::In(dir) => Some(TranscriptStore::new(dir.clone())),
+            Transcripts::Off => None,
+        }
+    }
+
+    /// Submits a subagent run to `runtime` as a task labelled with its type: it runs on an
+    /// execution thread under the task's token (the type's `timeout`, or the request's,
+    /// as its execution timeout) and reports its progress to the task's observers.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] for an unknown type (at once, before queueing), and
+    /// whatever [`Runtime::submit`] refuses. The handle's `wait` gives the run's result or
+    /// the errors of [`run`](Self::run).
+    pub fn spawn(
+        &self,
+        runtime: &Runtime,
+        workspace: &Workspace,
+        request: SubagentRequest,
+    ) -> Result<SubagentHandle, Error> {
+        let spec = self.spec(&request.subagent)?;
+        let mut options = RunOptions::new().label(&spec.name);
+        if let Some(timeout) = request.timeout.or(spec.timeout) {
+            options = options.execution_timeout(timeout);
+        }
+        let subagents = self.clone();
+        let workspace = workspace.clone();
+        // The run's result also goes here, so a caller whose task timed out or was
+        // cancelled still gets the partial answer and usage the run returns as it stops.
+        let (late_sender, late) = crossbeam_channel::bounded(1);
+        let run_id = request.run_id.clone();
+        let handle = runtime.submit(
+            move |job| {
+                let progress = |progress: Progress| job.emit(progress);
+                let run_id = match &request.run_id {
+                    Some(run_id) => run_id.clone(),
+                    None => job.id().to_string(),
+                };
+                let result = subagents.run(
+                    &request.as_run(&run_id),
+                    job.token(),
+                    &workspace,
+                    Some(&progress),
+                );
+                if let Ok(result) = &result {
+                    let _ = late_sender.try_send(result.clone());
+                }
+                result
+            },
+            options,
+        )?;
+        let run_id = run_id.unwrap_or_else(|| handle.id().to_string());
+        Ok(SubagentHandle {
+            handle,
+            run_id,
+            late,
+        })
+    }
+
+    fn spec(&self, name: &str) -> Result<&SubagentSpec, Error> {
+        self.types.get(name).ok_or_else(|| {
+            Error::invalid_input(format!(
+                "unknown subagent type '{name}'; the types are: {}",
+                self.types.names().join(", ")
+            ))
+        })
+    }
+
+    /// Runs one subagent to its end.
+    ///
+    /// # Errors
+    ///
+    /// Before the run starts: [`ErrorKind::InvalidInput`] for an unknown type (listing the
+    /// valid ones) or a tool subset the type does not have; [`ErrorKind::Config`] for a
+    /// model that cannot be built; [`ErrorKind::Other`] when a start hook vetoes. Once
+    /// started, the outcome is an [`AgentResult`] whatever happens.
+    pub fn run(
+        &self,
+        run: &SubagentRun<'_>,
+        token: &CancelToken,
+        workspace: &Workspace,
+        progress: Option<&(dyn Fn(Progress) + Sync)>,
+    ) -> Result<AgentResult, Error> {
+        let spec = self.spec(run.subagent)?;
+        let nesting_allowed = self.nesting_allowed(run.depth);
+        let mut tools = spec.tool_registry(&self.tools, run.read_only, nesting_allowed)?;
+        if let Some(subset) = run.tools {
+            let missing: Vec<&str> = subset
+                .iter()
+                .map(String::as_str)
+                .filter(|name| tools.get(name).is_none())
+                .collect();
+            if !missing.is_empty() {
+                return Err(Error::invalid_input(format!(
+                    "the subagent type '{}' cannot use {} here; its tools are: {}",
+                    spec.name,
+                    missing.join(", "),
+                    tools.names().join(", ")
+                )));
+            }
+            tools = tools.filter(|tool| subset.iter().any(|name| name == tool.name()));
+        }
+        let model = match run.model.or(spec.model.as_deref()) {
+            Some(name) => (self.resolve_model)(name)?,
+            None => self.model.clone(),
+        };
+        let start = SubagentStart {
+            run_id: run.run_id,
+            subagent: &spec.name,
+            prompt: run.prompt,
+            model: model.name(),
+            workspace: workspace.root(),
+        };
+        for hooks in &self.hooks {
+            match catch_unwind(AssertUnwindSafe(|| hooks.subagent_start(&start))) {
+                Ok(Ok(())) => {}
+                Ok(Err(reason)) => {
+                    return Err(Error::new(
+                        ErrorKind::Other,
+                        format!("the SubagentStart hook refused the task: {reason}"),
+                    ));
+                }
+                Err(panic) => {
+                    return Err(Error::new(
+                        ErrorKind::Other,
+                        format!(
+                            "the SubagentStart hook failed (panicked: {}), so the task did not \
+                             start",
+                            panic_message(panic.as_ref())
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut limits = self.limits.clone();
+        if let Some(max_turns) = spec.max_turns {
+            limits.max_turns = max_turns;
+        }
+        let agent =
+            Agent::new(model.clone(), spec.system_prompt.clone(), tools).with_limits(limits);
+        let transcript = match self.transcript_store(workspace) {
+            Some(store) => match store.create(run.run_id, &spec.name, model.name()) {
+                Ok(transcript) => Some(transcript),
+                Err(error) => {
+                    log::warn!("run {} keeps no transcript: {error}", run.run_id);
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut context = RunContext::new(token, workspace);
+        if let Some(sink) = progress {
+            context = context.progress(sink);
+        }
+        if let Some(transcript) = &transcript {
+            context = context.transcript(transcript);
+        }
+        let started = Instant::now();
+        let history = run.history.map(<[Message]>::to_vec).unwrap_or_default();
+        let result = agent.resume(history, run.prompt, &context);
+        let stop = SubagentStop {
+            run_id: run.run_id,
+            subagent: &spec.name,
+            stop_reason: result.stop_reason,
+            usage: &result.usage,
+            duration: started.elapsed(),
+            error: result.error.as_ref(),
+        };
+        for hooks in &self.hooks {
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| hooks.subagent_stop(&stop))) {
+                log::error!(
+                    "a SubagentStop hook panicked after run {}: {}",
+                    run.run_id,
+                    panic_message(panic.as_ref())
+                );
+            }
+        }
+        Ok(result)
+    }
+}
+
+impl std::fmt::Debug for Subagents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subagents")
+            .field("types", &self.types.names())
+            .field("tools", &self.tools)
+            .field("model", &self.model.name())
+            .field("hooks", &self.hooks.len())
+            .field("transcripts", &self.transcripts)
+            .field("max_depth", &self.max_depth)
+            .finish_non_exhaustive()
+    }
+}
