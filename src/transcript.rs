@@ -34,6 +34,9 @@ pub enum Entry {
         model: String,
         /// Seconds since the Unix epoch.
         started_at: u64,
+        /// The run's workspace (absolute), so a resumed run works where the run did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workspace: Option<PathBuf>,
     },
     /// A message of the conversation, in order.
     Message {
@@ -79,6 +82,21 @@ impl TranscriptStore {
     ///
     /// [`ErrorKind::Io`](crate::ErrorKind::Io) if the directory or file cannot be made.
     pub fn create(&self, run_id: &str, subagent: &str, model: &str) -> Result<Transcript, Error> {
+        self.create_in(run_id, subagent, model, None)
+    }
+
+    /// [`create`](Self::create), recording the run's workspace in the start line.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create).
+    pub fn create_in(
+        &self,
+        run_id: &str,
+        subagent: &str,
+        model: &str,
+        workspace: Option<&Path>,
+    ) -> Result<Transcript, Error> {
         fs::create_dir_all(&self.dir).map_err(|error| {
             Error::from(error).with_context(format!(
                 "cannot create the transcript directory {}",
@@ -106,6 +124,7 @@ impl TranscriptStore {
             subagent: subagent.to_string(),
             model: model.to_string(),
             started_at,
+            workspace: workspace.map(Path::to_path_buf),
         })?;
         Ok(transcript)
     }
@@ -141,6 +160,22 @@ impl TranscriptStore {
             entries.push(entry);
         }
         Ok(entries)
+    }
+
+    /// The workspace run `run_id` ran in, as its first start line recorded it.
+    ///
+    /// # Errors
+    ///
+    /// As [`load`](Self::load).
+    pub fn workspace(&self, run_id: &str) -> Result<Option<PathBuf>, Error> {
+        Ok(self
+            .load(run_id)?
+            .into_iter()
+            .find_map(|entry| match entry {
+                Entry::Start { workspace, .. } => Some(workspace),
+                _ => None,
+            })
+            .flatten())
     }
 
     /// The conversation of run `run_id`: its messages in order, consecutive user messages

@@ -807,6 +807,7 @@ fn transcripts_go_to_the_workspace_by_default() {
             subagent,
             model,
             started_at,
+            ..
         } => {
             assert_eq!(run_id, "general-purpose-k3m9");
             assert_eq!(subagent, "general-purpose");

@@ -270,6 +270,20 @@ impl Subagents {
         &self.model
     }
 
+    /// Where transcripts go.
+    pub fn transcripts_mode(&self) -> &Transcripts {
+        &self.transcripts
+    }
+
+    /// Builds the model a `model` setting names, as runs do (an early check for callers).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for an unknown model or a missing key.
+    pub fn resolve_model(&self, name: &str) -> Result<Arc<dyn ChatModel>, Error> {
+        (self.resolve_model)(name)
+    }
+
     /// The transcript store for a workspace, if transcripts are on.
     pub fn transcript_store(&self, workspace: &Workspace) -> Option<TranscriptStore> {
         match &self.transcripts {
@@ -417,13 +431,16 @@ impl Subagents {
         let agent =
             Agent::new(model.clone(), spec.system_prompt.clone(), tools).with_limits(limits);
         let transcript = match self.transcript_store(workspace) {
-            Some(store) => match store.create(run.run_id, &spec.name, model.name()) {
-                Ok(transcript) => Some(transcript),
-                Err(error) => {
-                    log::warn!("run {} keeps no transcript: {error}", run.run_id);
-                    None
+            Some(store) => {
+                match store.create_in(run.run_id, &spec.name, model.name(), Some(workspace.root()))
+                {
+                    Ok(transcript) => Some(transcript),
+                    Err(error) => {
+                        log::warn!("run {} keeps no transcript: {error}", run.run_id);
+                        None
+                    }
                 }
-            },
+            }
             None => None,
         };
         let mut context = RunContext::new(token, workspace);

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use crate::error::Error;
-use crate::llm::{Message, ModelConfig};
+use crate::llm::Message;
 use crate::runtime::Runtime;
-use crate::subagents::{SubagentRequest, Subagents, TASK_TOOL};
+use crate::subagents::{SubagentRequest, Subagents, TASK_TOOL, Transcripts};
 use crate::tools::{Tool, ToolContext, Workspace};
 
 mod output;
@@ -25,6 +25,8 @@ pub const DEFAULT_MAX_FILE_BYTES: usize = 100 * 1024;
 pub const DEFAULT_MAX_FILES_BYTES: usize = 400 * 1024;
 /// Words a `description` may have.
 const MAX_DESCRIPTION_WORDS: usize = 10;
+/// Characters a `description` may have.
+const MAX_DESCRIPTION_CHARS: usize = 80;
 
 const TASK_FIELDS: &[&str] = &[
     "description",
@@ -115,6 +117,20 @@ impl TaskTool {
     /// The tool for a host's agent: runs go to `runtime`, with `subagents`' types, tools and
     /// models, confined to `workspace` (or a `cwd` inside it).
     pub fn new(runtime: Runtime, subagents: Subagents, workspace: Workspace) -> TaskTool {
+        // Every run of this tool keeps its transcript under the tool's own workspace, even
+        // one confined to a `cwd` below it, so its run id alone finds it again.
+        let subagents = match subagents.transcripts_mode() {
+            Transcripts::InWorkspace => {
+                let store = subagents.transcript_store(&workspace);
+                match store {
+                    Some(store) => {
+                        subagents.transcripts(Transcripts::In(store.dir().to_path_buf()))
+                    }
+                    None => subagents,
+                }
+            }
+            _ => subagents,
+        };
         let mut tool = TaskTool {
             runtime,
             subagents,
@@ -225,7 +241,7 @@ impl TaskTool {
             "tools": {"type": "array", "items": {"type": "string"}, "description": "A subset of the type's tools."},
             "read_only": {"type": "boolean", "description": "Withhold write, edit and bash."},
             "context": {"type": "string", "description": "Background the subagent should know."},
-            "files": {"type": "array", "items": {"type": "string"}, "description": "Paths (inside the workspace) whose contents are included in the prompt."},
+            "files": {"type": "array", "items": {"type": "string"}, "description": "Paths inside the run's workspace (relative to `cwd` when it is set) whose contents are included in the prompt."},
             "output": {"type": "string", "description": "What a good answer looks like."},
             "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": self.max_timeout().as_secs_f64(), "description": "A shorter or longer execution timeout for this run."},
             "resume": {"type": "string", "description": "The run id from an earlier answer's footer, to continue that conversation with this prompt."},
@@ -357,6 +373,17 @@ impl TaskTool {
         } else {
             planned.extend(self.plan_one(fields, "")?);
         }
+        let mut resumed: Vec<&str> = planned
+            .iter()
+            .filter_map(|plan| plan.request.run_id.as_deref())
+            .collect();
+        resumed.sort_unstable();
+        if let Some(twice) = resumed.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(format!(
+                "run '{}' is resumed twice in one call; resume a run once at a time",
+                twice[0]
+            ));
+        }
         if planned.len() > self.config.max_parallel {
             return Err(format!(
                 "this call would start {} runs (tasks × models); at most {} may run in one call",
@@ -396,10 +423,11 @@ impl TaskTool {
         };
         let description = text("description", true)?.unwrap_or_default();
         let words = description.split_whitespace().count();
-        if words > MAX_DESCRIPTION_WORDS {
+        if words > MAX_DESCRIPTION_WORDS || description.chars().count() > MAX_DESCRIPTION_CHARS {
             return Err(format!(
-                "`{at}description` should be a few words (3-5); it has {words}: put the \
-                 details in `prompt`"
+                "`{at}description` should be a few words (3-5); it has {words} words and {} \
+                 characters: put the details in `prompt`",
+                description.chars().count()
             ));
         }
         let prompt = text("prompt", true)?.unwrap_or_default();
@@ -441,12 +469,28 @@ impl TaskTool {
             }
         };
         for model in models.iter().flatten() {
-            if let Err(error) = ModelConfig::parse(model) {
+            if let Err(error) = self.subagents.resolve_model(model) {
                 return Err(format!("`{at}model`: {}", error.message()));
             }
         }
+        let (run_id, history, resumed_in) = match text("resume", false)? {
+            None => (None, None, None),
+            Some(_) if models.len() > 1 => {
+                return Err(format!(
+                    "`{at}resume` continues one run, so it cannot go with several models; \
+                     name one `model` or none"
+                ));
+            }
+            Some(run_id) => {
+                let (history, workspace) = self
+                    .history(&run_id)
+                    .map_err(|error| format!("`{at}resume`: {}", error.message()))?;
+                (Some(run_id), Some(history), workspace)
+            }
+        };
         let workspace = match text("cwd", false)? {
-            None => self.workspace.clone(),
+            // A resumed run works where the run did, unless told otherwise.
+            None => resumed_in.unwrap_or_else(|| self.workspace.clone()),
             Some(cwd) => {
                 let path = self
                     .workspace
@@ -481,26 +525,16 @@ impl TaskTool {
             Some(value) => {
                 let max = self.max_timeout();
                 match value.as_f64() {
-                    Some(seconds) if seconds > 0.0 && seconds <= max.as_secs_f64() => {
+                    Some(seconds) if seconds >= 0.001 && seconds <= max.as_secs_f64() => {
                         Some(Duration::from_secs_f64(seconds))
                     }
                     _ => {
                         return Err(format!(
-                            "`{at}timeout_seconds` must be a number of seconds above 0 and at \
-                             most {}",
+                            "`{at}timeout_seconds` must be a number of seconds from 0.001 to {}",
                             max.as_secs_f64()
                         ));
                     }
                 }
-            }
-        };
-        let (run_id, history) = match text("resume", false)? {
-            None => (None, None),
-            Some(run_id) => {
-                let history = self
-                    .history(&workspace, &run_id)
-                    .map_err(|error| format!("`{at}resume`: {}", error.message()))?;
-                (Some(run_id), Some(history))
             }
         };
         let full_prompt = self.compose(
@@ -532,8 +566,9 @@ impl TaskTool {
             .collect())
     }
 
-    /// The conversation of an earlier run, from its transcript.
-    fn history(&self, workspace: &Workspace, run_id: &str) -> Result<Vec<Message>, Error> {
+    /// The conversation of an earlier run, from its transcript, and the workspace it ran in
+    /// (if recorded and still inside this tool's).
+    fn history(&self, run_id: &str) -> Result<(Vec<Message>, Option<Workspace>), Error> {
         let valid = !run_id.is_empty()
             && run_id
                 .chars()
@@ -543,7 +578,7 @@ impl TaskTool {
                 "'{run_id}' is not a run id; use the id from an earlier answer's footer"
             )));
         }
-        let Some(store) = self.subagents.transcript_store(workspace) else {
+        let Some(store) = self.subagents.transcript_store(&self.workspace) else {
             return Err(Error::invalid_input(
                 "transcripts are off here, so no run can be resumed",
             ));
@@ -554,7 +589,11 @@ impl TaskTool {
                 "the transcript of run '{run_id}' holds no messages"
             )));
         }
-        Ok(messages)
+        let workspace = store
+            .workspace(run_id)?
+            .filter(|path| path.starts_with(self.workspace.root()))
+            .and_then(|path| Workspace::new(path).ok());
+        Ok((messages, workspace))
     }
 
     /// The prompt with its context, files and expected output.
