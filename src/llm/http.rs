@@ -127,13 +127,31 @@ impl HttpClient {
         }
     }
 
+    /// [`post`](Self::post) with `body` encoded as JSON.
+    ///
+    /// # Errors
+    ///
+    /// As [`post`](Self::post).
+    pub(crate) fn post_json(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &serde_json::Value,
+        token: &CancelToken,
+    ) -> Result<Exchange<'_>, Error> {
+        let body = serde_json::to_vec(body).map_err(|error| {
+            Error::invalid_input(format!("the request could not be encoded: {error}"))
+        })?;
+        self.post(url, headers, &body, token)
+    }
+
     /// POSTs a JSON body, retrying retryable failures, until a 2xx response arrives.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::Provider`] with what the provider said (after the retries it allowed);
     /// [`ErrorKind::Cancelled`] or [`ErrorKind::Timeout`] when the task ends first.
-    pub(crate) fn post(
+    fn post(
         &self,
         url: &str,
         headers: &[(&str, &str)],

@@ -270,14 +270,13 @@ impl ChatModel for OpenAiCompatible {
         token: &CancelToken,
         on_delta: &mut dyn FnMut(Delta<'_>),
     ) -> Result<ChatResponse, Error> {
-        let body = serde_json::to_vec(&self.body(request)).map_err(|error| {
-            Error::invalid_input(format!("the request could not be encoded: {error}"))
-        })?;
         let mut headers = vec![("accept", "application/json, text/event-stream")];
         if let Some(authorization) = &self.authorization {
             headers.push(("authorization", authorization));
         }
-        let mut exchange = self.http.post(&self.url, &headers, &body, token)?;
+        let mut exchange = self
+            .http
+            .post_json(&self.url, &headers, &self.body(request), token)?;
         if self.config.stream {
             self.read_stream(&mut exchange, token, on_delta)
         } else {
