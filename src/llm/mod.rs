@@ -17,6 +17,7 @@
 
 mod anthropic;
 mod config;
+mod function;
 mod http;
 mod message;
 mod openai;
@@ -26,6 +27,7 @@ mod sse;
 
 pub use anthropic::{Anthropic, AnthropicConfig};
 pub use config::{ApiKey, ModelConfig, Provider, resolve_alias};
+pub use function::FunctionModel;
 pub use http::HttpOptions;
 pub(crate) use http::preview;
 pub use message::{

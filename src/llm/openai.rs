@@ -118,39 +118,12 @@ impl OpenAiCompatible {
     }
 
     fn body(&self, request: &ChatRequest<'_>) -> Value {
-        let mut messages = Vec::with_capacity(request.messages.len() + 1);
-        if !request.system.is_empty() {
-            messages.push(json!({"role": "system", "content": request.system}));
-        }
-        for message in request.messages {
-            push_message(&mut messages, message);
-        }
         let max_tokens_field = match self.config.max_tokens_field {
-            Some(MaxTokensField::MaxTokens) => "max_tokens",
-            Some(MaxTokensField::MaxCompletionTokens) => "max_completion_tokens",
-            None if self.config.provider == Provider::OpenAi => "max_completion_tokens",
-            None => "max_tokens",
+            Some(field) => field,
+            None if self.config.provider == Provider::OpenAi => MaxTokensField::MaxCompletionTokens,
+            None => MaxTokensField::MaxTokens,
         };
-        let mut body = json!({
-            "model": self.config.model,
-            "messages": messages,
-            max_tokens_field: request.max_tokens,
-        });
-        if !request.tools.is_empty() {
-            let tools: Vec<Value> = request
-                .tools
-                .iter()
-                .map(|tool| {
-                    json!({"type": "function", "function": {
-                        "name": tool.name,
-                        "description": tool.description,
-                        "parameters": tool.parameters,
-                    }})
-                })
-                .collect();
-            body["tools"] = Value::Array(tools);
-            body["tool_choice"] = json!("auto");
-        }
+        let mut body = request_json(&self.config.model, request, max_tokens_field);
         if self.config.stream {
             body["stream"] = json!(true);
             body["stream_options"] = json!({"include_usage": true});
@@ -222,33 +195,15 @@ impl OpenAiCompatible {
         if let Some(failure) = embedded_error(&body) {
             return Err(in_band_error(exchange, failure));
         }
-        let Some(choice) = body["choices"].get(0) else {
-            return Err(exchange.error(
+        match response_from_json(&body) {
+            Ok(finished) => Ok(self.response(finished)),
+            Err(problem) => Err(exchange.error(
                 None,
                 None,
-                format!("the response has no choices: {}", exchange.preview(&text)),
+                format!("{problem}: {}", exchange.preview(&text)),
                 false,
-            ));
-        };
-        let message = &choice["message"];
-        let mut assembly = Assembly {
-            text: message["content"].as_str().unwrap_or_default().to_string(),
-            finish_reason: choice["finish_reason"].as_str().map(str::to_string),
-            usage: parse_usage(&body["usage"]),
-            model: body["model"].as_str().map(str::to_string),
-            ..Assembly::default()
-        };
-        for call in message["tool_calls"].as_array().into_iter().flatten() {
-            assembly.calls.push(PartialCall {
-                id: id_of(&call["id"]),
-                name: call["function"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                arguments: arguments_text(&call["function"]["arguments"]),
-            });
+            )),
         }
-        Ok(self.response(assembly.finish()))
     }
 
     fn response(&self, (message, stop_reason, usage, model): Finished) -> ChatResponse {
@@ -296,6 +251,73 @@ impl std::fmt::Debug for OpenAiCompatible {
             .field("url", &self.url)
             .finish_non_exhaustive()
     }
+}
+
+/// A non-streaming Chat Completions request body for `model` (also what a host's own model
+/// callback receives through the C ABI).
+pub(crate) fn request_json(
+    model: &str,
+    request: &ChatRequest<'_>,
+    max_tokens: MaxTokensField,
+) -> Value {
+    let mut messages = Vec::with_capacity(request.messages.len() + 1);
+    if !request.system.is_empty() {
+        messages.push(json!({"role": "system", "content": request.system}));
+    }
+    for message in request.messages {
+        push_message(&mut messages, message);
+    }
+    let max_tokens_field = match max_tokens {
+        MaxTokensField::MaxTokens => "max_tokens",
+        MaxTokensField::MaxCompletionTokens => "max_completion_tokens",
+    };
+    let mut body = json!({
+        "model": model,
+        "messages": messages,
+        max_tokens_field: request.max_tokens,
+    });
+    if !request.tools.is_empty() {
+        let tools: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|tool| {
+                json!({"type": "function", "function": {
+                    "name": tool.name,
+                    "description": tool.description,
+                    "parameters": tool.parameters,
+                }})
+            })
+            .collect();
+        body["tools"] = Value::Array(tools);
+        body["tool_choice"] = json!("auto");
+    }
+    body
+}
+
+/// Reads a non-streaming Chat Completions response body (error bodies are checked first).
+pub(crate) fn response_from_json(body: &Value) -> Result<Finished, &'static str> {
+    let Some(choice) = body["choices"].get(0) else {
+        return Err("the response has no choices");
+    };
+    let message = &choice["message"];
+    let mut assembly = Assembly {
+        text: message["content"].as_str().unwrap_or_default().to_string(),
+        finish_reason: choice["finish_reason"].as_str().map(str::to_string),
+        usage: parse_usage(&body["usage"]),
+        model: body["model"].as_str().map(str::to_string),
+        ..Assembly::default()
+    };
+    for call in message["tool_calls"].as_array().into_iter().flatten() {
+        assembly.calls.push(PartialCall {
+            id: id_of(&call["id"]),
+            name: call["function"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            arguments: arguments_text(&call["function"]["arguments"]),
+        });
+    }
+    Ok(assembly.finish())
 }
 
 /// Appends one message in Chat Completions form: tool results become `tool` messages
@@ -365,7 +387,7 @@ struct PartialCall {
     arguments: String,
 }
 
-type Finished = (Message, StopReason, Usage, Option<String>);
+pub(crate) type Finished = (Message, StopReason, Usage, Option<String>);
 
 impl Assembly {
     fn apply(&mut self, chunk: &Value, on_delta: &mut dyn FnMut(Delta<'_>)) {
@@ -522,7 +544,7 @@ fn parse_usage(usage: &Value) -> Usage {
 
 /// The error object of an error body: `{"error": {...}}`, `{"error": "text"}`, or vLLM's
 /// unwrapped `{"object": "error", ...}`.
-fn embedded_error(body: &Value) -> Option<Failure> {
+pub(crate) fn embedded_error(body: &Value) -> Option<Failure> {
     let error = match (&body["error"], body["object"].as_str()) {
         (Value::Object(_), _) => &body["error"],
         (Value::String(message), _) => {
