@@ -61,6 +61,27 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// The stable number of this kind in the C ABI (`SUBTASK_ERROR_*`) and the Python
+    /// exceptions. Never reused; 0 means success and is no kind.
+    pub fn code(self) -> i32 {
+        match self {
+            ErrorKind::InvalidInput => 1,
+            ErrorKind::Config => 2,
+            ErrorKind::QueueFull => 3,
+            ErrorKind::Timeout => 4,
+            ErrorKind::Cancelled => 5,
+            ErrorKind::Shutdown => 6,
+            ErrorKind::Panic => 7,
+            ErrorKind::Provider => 8,
+            ErrorKind::Tool => 9,
+            ErrorKind::Io => 10,
+            ErrorKind::Other => 11,
+            ErrorKind::Internal => 12,
+        }
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

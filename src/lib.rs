@@ -61,11 +61,12 @@
 //! Semantic versioning. [`ErrorKind`], [`EventKind`] and the stats types are
 //! `#[non_exhaustive]`: new variants and fields are not breaking changes.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)] // allowed in src/ffi.rs alone
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod agent;
 mod error;
+pub mod ffi;
 pub mod llm;
 mod runtime;
 mod script;
