@@ -4,10 +4,15 @@
 //! Conventions (as regex-capi and wasmtime's C API):
 //! - A fallible function returns a `subtask_error*`: NULL on success, else an error the
 //!   caller frees with `subtask_error_free`. Out-parameters are written only on success.
-//! - Every export runs inside [`guard`], which turns a panic into an error; every pointer is
+//! - Every export runs inside `guard`, which turns a panic into an error; every pointer is
 //!   checked for NULL and every string for UTF-8.
 //! - Strings returned to the caller are freed with `subtask_string_free`.
 //! - Handles are made by `*_new` and released by `*_free`; `*_free(NULL)` does nothing.
+//!
+//! The doc comments of the exports are the header's documentation: each says its
+//! ownership, lifetime, thread safety and NULL handling. After changing any, regenerate
+//! the header with `SUBTASK_BLESS=1 cargo test --test ffi_header` (`tests/ffi_header.rs`
+//! fails while it is stale); `tests/c/smoke.c` uses it from C.
 
 #![allow(non_camel_case_types, unsafe_code, missing_debug_implementations)] // C handles
 
@@ -27,19 +32,59 @@ use crate::subagents::{SubagentRegistry, Subagents, Transcripts};
 use crate::task_tool::{TaskTool, TaskToolConfig};
 use crate::tools::{Tool, ToolContext, ToolRegistry, Workspace, builtin_tools};
 
-/// The version of this ABI; it changes when a function's signature or meaning does.
+/// The version of this ABI (of this header); it changes when a function's signature or
+/// meaning does. Compare it with `subtask_abi_version()`, the loaded library's.
 pub const SUBTASK_ABI_VERSION: u32 = 1;
 
-/// An error: a stable code (`subtask_error_code`) and a message. Owned by the caller;
-/// release it with `subtask_error_free`. Not thread-safe: use it from one thread.
+// The error codes (`subtask_error_code`): `ErrorKind::code`, as constants cbindgen can see.
+// A unit test below keeps the two tables equal.
+
+/// Error code: the caller passed something invalid (a NULL or non-UTF-8 argument, bad JSON,
+/// an unknown setting, a `task` call refused before running).
+pub const SUBTASK_ERROR_INVALID_INPUT: i32 = 1;
+/// Error code: the runtime, a provider or a subagent is configured wrongly (no model, a
+/// workspace that does not exist, a tool name taken twice).
+pub const SUBTASK_ERROR_CONFIG: i32 = 2;
+/// Error code: too many tasks already wait for an execution slot. Retryable.
+pub const SUBTASK_ERROR_QUEUE_FULL: i32 = 3;
+/// Error code: a time limit fired.
+pub const SUBTASK_ERROR_TIMEOUT: i32 = 4;
+/// Error code: the task was cancelled by the host.
+pub const SUBTASK_ERROR_CANCELLED: i32 = 5;
+/// Error code: the runtime has shut down and takes no more work.
+pub const SUBTASK_ERROR_SHUTDOWN: i32 = 6;
+/// Error code: subtask panicked (a bug, please report it); the message says where.
+pub const SUBTASK_ERROR_PANIC: i32 = 7;
+/// Error code: an LLM provider refused or failed a request, or could not be reached.
+pub const SUBTASK_ERROR_PROVIDER: i32 = 8;
+/// Error code: a tool call failed.
+pub const SUBTASK_ERROR_TOOL: i32 = 9;
+/// Error code: an I/O operation failed.
+pub const SUBTASK_ERROR_IO: i32 = 10;
+/// Error code: a failure of another kind.
+pub const SUBTASK_ERROR_OTHER: i32 = 11;
+/// Error code: a bug in subtask (please report it).
+pub const SUBTASK_ERROR_INTERNAL: i32 = 12;
+
+/// An error returned by a fallible call: a stable code (`subtask_error_code`, one of the
+/// `SUBTASK_ERROR_*` values) and a message for people (`subtask_error_message`).
+///
+/// Ownership: the caller owns every error a function returns and releases it with
+/// `subtask_error_free`, once. Thread safety: an error never changes, so several threads
+/// may read it at once; free it only when no thread reads it any more.
 pub struct subtask_error {
     code: i32,
     message: CString,
 }
 
-/// Settings and host extensions for a runtime, collected before it is built. Owned by the
-/// caller; release with `subtask_config_free` (it may be freed right after
-/// `subtask_runtime_new`). Not thread-safe: configure from one thread.
+/// Settings and host extensions (a model, tools, an event callback) for a runtime,
+/// collected before it is built.
+///
+/// Ownership: made by `subtask_config_new`, owned by the caller, released with
+/// `subtask_config_free`, once. A runtime keeps what it needs, so the config may be freed
+/// right after `subtask_runtime_new`, or build more runtimes (which then share its
+/// callbacks). Thread safety: none; use a config from one thread at a time (it may move
+/// between threads).
 pub struct subtask_config {
     settings: Map<String, Value>,
     model: Option<Arc<dyn ChatModel>>,
@@ -47,23 +92,39 @@ pub struct subtask_config {
     events: Option<(subtask_event_callback, UserData)>,
 }
 
-/// A runtime with the `task` tool. Owned by the caller; release with `subtask_runtime_free`,
-/// which cancels running tasks and waits for them (a few seconds at most). Thread-safe:
-/// every function taking a `subtask_runtime*` may be called from several threads at once,
-/// and a call blocks only its own thread.
+/// A runtime with the `task` tool: its thread pools, subagent types, tools and model.
+///
+/// Ownership: made by `subtask_runtime_new`, owned by the caller, released with
+/// `subtask_runtime_free`, once; freeing cancels its running tasks and waits for them
+/// (`shutdown_grace` at most). Thread safety: every function taking a
+/// `const subtask_runtime*` may be called from several threads at once, and a call blocks
+/// only its own thread; `subtask_runtime_free` must not overlap any other call on it.
 pub struct subtask_runtime {
     runtime: Runtime,
     task: TaskTool,
 }
 
-/// Where a callback writes its result: passed to the callback, valid only during the call.
+/// Where a host callback writes its result, with `subtask_reply_set`.
+///
+/// Lifetime: owned by subtask. A callback receives one and may use it only until the
+/// callback returns; do not keep the pointer and do not free it.
 pub struct subtask_reply {
     text: Option<String>,
 }
 
-/// A host tool: gets the call's arguments as JSON; writes its result with
-/// `subtask_reply_set` and returns 0, or writes an error message and returns non-zero (the
-/// model reads the message). May be called from several threads at once.
+/// A host tool (see `subtask_config_add_tool`). Gets the model's arguments for one call as
+/// a JSON object (`input_json`, borrowed for the call) and a reply to write to. On success
+/// it writes its result (text the model reads) with `subtask_reply_set` and returns 0. On
+/// failure it writes a message and returns non-zero: the model reads the message as a
+/// tool error and may recover (without a message it reads "the tool `NAME` failed (code
+/// N)").
+///
+/// Threads: called on the runtime's execution threads, never on the thread that called
+/// `subtask_task`; several calls may run at once. It may block, but neither timeouts nor
+/// cancellation interrupt it: a task that times out or is cancelled meanwhile ends for its
+/// caller all the same (within about 2 s, the grace for a partial answer), and its thread
+/// stays busy until the callback returns. It must not unwind into subtask (no C++
+/// exception or longjmp across it) and must not free the runtime that called it.
 pub type subtask_tool_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -72,9 +133,17 @@ pub type subtask_tool_callback = Option<
     ) -> i32,
 >;
 
-/// A host chat model: gets an OpenAI Chat Completions request body as JSON; writes a Chat
-/// Completions response body with `subtask_reply_set` and returns 0, or writes an error
-/// message and returns non-zero. May be called from several threads at once.
+/// A host chat model (see `subtask_config_set_model`). Gets an OpenAI Chat Completions
+/// request body as JSON (`request_json`, borrowed for the call: `model`, `messages`,
+/// `tools`, `max_tokens`; never streaming) and a reply to write to. On success it writes a
+/// Chat Completions response body (`{"choices": [{"message": {"role": "assistant",
+/// "content": ..., "tool_calls": [...]}, "finish_reason": ...}], "usage": {...}}`) with
+/// `subtask_reply_set` and returns 0. On failure it writes a message and returns non-zero
+/// (or writes a body `{"error": {"message": ...}}`): the subagent's run then fails (status
+/// `failed`) with that message.
+///
+/// Threads: as `subtask_tool_callback`: execution threads, several calls at once, not
+/// interrupted by timeouts or cancellation, no unwinding, never frees the runtime.
 pub type subtask_model_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -83,8 +152,17 @@ pub type subtask_model_callback = Option<
     ) -> i32,
 >;
 
-/// Receives task events as JSON (`{"task": …, "label": …, "kind": "started", …}`), on the
-/// runtime's scheduler threads, one event of a task at a time. Must return quickly.
+/// Receives the runtime's task events (see `subtask_config_set_event_callback`) as a JSON
+/// object (`event_json`, borrowed for the call): `{"task": ID, "label": ..., "kind": K, ...}`,
+/// K one of `queued`, `started` (with `queued_for`), `heartbeat` (`status`, `elapsed`),
+/// `turn` (`turn`), `delta` (`chars`), `tool` (`tool`, `summary`), `tool done` (`tool`,
+/// `summary`, `duration`, `is_error`) and `finished` (`status`, `queued_for`, `ran_for`,
+/// `error`); times are in seconds. `task` is the id `subtask_cancel` takes.
+///
+/// Threads: called on the runtime's scheduler threads, never on the thread that called
+/// `subtask_task`. One task's events arrive in order, one at a time; events of different
+/// tasks may arrive at once on different threads. It must return quickly, must not unwind
+/// into subtask and must not free the runtime.
 pub type subtask_event_callback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, event_json: *const c_char)>;
 
@@ -209,45 +287,48 @@ unsafe fn handle<'a, T>(handle: *const T, name: &str) -> Result<&'a T, Error> {
     unsafe { handle.as_ref() }.ok_or_else(|| Error::invalid_input(format!("`{name}` is NULL")))
 }
 
-/// The ABI version (`SUBTASK_ABI_VERSION`); compare it with the header's.
+/// The ABI version of the loaded library. Compare it with `SUBTASK_ABI_VERSION`, the
+/// header's: they differ when the library and the header disagree on a function's signature
+/// or meaning. Thread-safe; never fails.
 #[unsafe(no_mangle)]
 pub extern "C" fn subtask_abi_version() -> u32 {
     SUBTASK_ABI_VERSION
 }
 
-/// The error's stable code: 1 invalid input, 2 configuration, 3 queue full, 4 timeout,
-/// 5 cancelled, 6 shutdown, 7 panic, 8 provider, 9 tool, 10 I/O, 11 failed, 12 internal.
-/// 0 if `error` is NULL.
+/// The error's stable code, one of `SUBTASK_ERROR_*`: 1 invalid input, 2 configuration,
+/// 3 queue full, 4 timeout, 5 cancelled, 6 shutdown, 7 panic, 8 provider, 9 tool, 10 I/O,
+/// 11 other, 12 internal. 0 if `error` is NULL. Thread-safe.
 ///
 /// # Safety
 ///
-/// Every pointer is NULL or valid as described: strings NUL-terminated, handles and errors
-/// made by this library and not yet freed, out-parameters writable.
+/// `error` is NULL or an error from this library, not yet freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn subtask_error_code(error: *const subtask_error) -> i32 {
     // SAFETY: NULL or a live error, per the header.
     unsafe { error.as_ref() }.map_or(0, |error| error.code)
 }
 
-/// The error's message, owned by the error (valid until `subtask_error_free`). NULL if
-/// `error` is NULL.
+/// The error's message (UTF-8, for people): what went wrong and what to do next.
+///
+/// Ownership: the string belongs to the error and stays valid until
+/// `subtask_error_free(error)`; do not free it or write to it. NULL if `error` is NULL,
+/// never NULL otherwise. Thread-safe.
 ///
 /// # Safety
 ///
-/// Every pointer is NULL or valid as described: strings NUL-terminated, handles and errors
-/// made by this library and not yet freed, out-parameters writable.
+/// `error` is NULL or an error from this library, not yet freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn subtask_error_message(error: *const subtask_error) -> *const c_char {
     // SAFETY: NULL or a live error, per the header.
     unsafe { error.as_ref() }.map_or(ptr::null(), |error| error.message.as_ptr())
 }
 
-/// Releases an error. NULL does nothing; call at most once per error.
+/// Releases an error (and its message). NULL does nothing. Call at most once per error, when
+/// no thread uses it or its message any more.
 ///
 /// # Safety
 ///
-/// Every pointer is NULL or valid as described: strings NUL-terminated, handles and errors
-/// made by this library and not yet freed, out-parameters writable.
+/// `error` is NULL or an error from this library, not yet freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn subtask_error_free(error: *mut subtask_error) {
     guard_void(|| {
@@ -258,12 +339,13 @@ pub unsafe extern "C" fn subtask_error_free(error: *mut subtask_error) {
     });
 }
 
-/// Releases a string this library returned. NULL does nothing; call at most once.
+/// Releases a string this library returned through an out-parameter (`out_json`). NULL does
+/// nothing. Call at most once per string; never on `subtask_error_message`'s result or on a
+/// string the host allocated. Thread-safe (for different strings).
 ///
 /// # Safety
 ///
-/// Every pointer is NULL or valid as described: strings NUL-terminated, handles and errors
-/// made by this library and not yet freed, out-parameters writable.
+/// `text` is NULL or a string from this library's out-parameters, not yet freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn subtask_string_free(text: *mut c_char) {
     guard_void(|| {
@@ -274,13 +356,14 @@ pub unsafe extern "C" fn subtask_string_free(text: *mut c_char) {
     });
 }
 
-/// Sets a callback's result (copied). `reply` is the one the callback received; `text` is
-/// UTF-8 (invalid bytes are replaced). NULL arguments do nothing.
+/// Sets a callback's result: copies `text` (UTF-8; invalid bytes become U+FFFD), replacing
+/// any text set before. Call it only on the `reply` a callback received, before that
+/// callback returns. NULL `reply` or `text` does nothing.
 ///
 /// # Safety
 ///
-/// Every pointer is NULL or valid as described: strings NUL-terminated, handles and errors
-/// made by this library and not yet freed, out-parameters writable.
+/// `reply` is NULL or the reply of a callback still running, used by one thread at a time;
+/// `text` is NULL or a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn subtask_reply_set(reply: *mut subtask_reply, text: *const c_char) {
     guard_void(|| {
@@ -296,19 +379,36 @@ pub unsafe extern "C" fn subtask_reply_set(reply: *mut subtask_reply, text: *con
     });
 }
 
-/// Makes a configuration from JSON (NULL for every default). Keys, all optional:
-/// `scheduler_threads`, `execution_threads`, `max_queued`, `poll_interval`,
-/// `execution_timeout`, `queue_timeout`, `wait_timeout` (seconds), `model`
-/// (`provider:model` or an alias; default: `SUBTASK_MODEL`), `api_key`, `base_url`,
-/// `workspace` (default: the current directory), `transcripts` (a directory, or `"off"`;
-/// default: `.subtask/transcripts` in the workspace), `agents_dirs` (directories of
-/// Markdown subagent types, besides `.subtask/agents`), `max_parallel`, `max_depth`.
-/// Unknown keys are an error. On success writes a new config to `*out`.
+/// Makes a configuration from a JSON object of settings (NULL or `{}` for every default).
+/// Keys, all optional (`null` also means the default):
+/// - `scheduler_threads`, `execution_threads`, `max_queued`: whole numbers (defaults 4, 8,
+///   64);
+/// - `poll_interval`, `execution_timeout`, `queue_timeout`, `wait_timeout`, `shutdown_grace`:
+///   seconds, as numbers (defaults 2, 300, 60, the other two plus 5, and 5);
+/// - `model` (`provider:model` or an alias; default: the `SUBTASK_MODEL` environment
+///   variable), `api_key`, `base_url`: strings, unused when a host model is set
+///   (`subtask_config_set_model`);
+/// - `workspace`: a directory (default: the current directory);
+/// - `transcripts`: a directory, or `"off"` (default: `.subtask/transcripts` in the
+///   workspace);
+/// - `agents_dirs`: an array of directories of Markdown subagent types, read besides
+///   `.subtask/agents` in the workspace;
+/// - `max_parallel` (tasks one `task` call may run, default 10), `max_depth` (how deep
+///   subagents may nest, default 0): whole numbers.
+///
+/// On success writes a new config to `*out`; the caller owns it (`subtask_config_free`).
+/// `config_json` is only read during the call. Thread-safe.
+///
+/// # Errors
+///
+/// `SUBTASK_ERROR_INVALID_INPUT` when `out` is NULL, or `config_json` is not UTF-8, not JSON,
+/// not an object, or holds an unknown key or a value of the wrong type. `*out` is then
+/// untouched. Values are checked further (a thread count of 0, a missing directory, no
+/// model) by `subtask_runtime_new`.
 ///
 /// # Safety
 ///
-/// Every pointer is NULL or valid as described: strings NUL-terminated, handles and errors
-/// made by this library and not yet freed, out-parameters writable.
+/// `config_json` is NULL or a NUL-terminated string; `out` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn subtask_config_new(
     config_json: *const c_char,
@@ -335,12 +435,13 @@ pub unsafe extern "C" fn subtask_config_new(
     })
 }
 
-/// Releases a configuration. NULL does nothing; call at most once.
+/// Releases a configuration. Runtimes built from it are not affected. NULL does nothing;
+/// call at most once.
 ///
 /// # Safety
 ///
-/// Every pointer is NULL or valid as described: strings NUL-terminated, handles and errors
-/// made by this library and not yet freed, out-parameters writable.
+/// `config` is NULL or a config from `subtask_config_new`, not yet freed and not in use on
+/// another thread.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn subtask_config_free(config: *mut subtask_config) {
     guard_void(|| {
@@ -351,14 +452,23 @@ pub unsafe extern "C" fn subtask_config_free(config: *mut subtask_config) {
     });
 }
 
-/// Uses a host model (see `subtask_model_callback`) for every subagent, instead of a
-/// configured provider. `name` names it in usage footers. `user_data` is passed back to
-/// every call and must stay valid, and usable from any thread, until the runtime is freed.
+/// Uses a host model (see `subtask_model_callback`) for every subagent, instead of the
+/// `model` setting's provider; replaces a model set before. `name` (copied) names it in
+/// requests (`"model"`) and usage footers (`function:NAME`).
+///
+/// Lifetime: `user_data` is passed back to every call, from any thread, and must stay valid
+/// until every runtime built from this config is freed (and the callbacks those runtimes
+/// still run have returned).
+///
+/// # Errors
+///
+/// `SUBTASK_ERROR_INVALID_INPUT` when `config`, `name` or `callback` is NULL, or `name` is not
+/// UTF-8; the config is then unchanged.
 ///
 /// # Safety
 ///
-/// Every pointer is NULL or valid as described: strings NUL-terminated, handles and errors
-/// made by this library and not yet freed, out-parameters writable.
+/// `config` is NULL or a live config used by no other thread; `name` is NULL or a
+/// NUL-terminated string; `callback`, if not NULL, behaves as `subtask_model_callback` says.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn subtask_config_set_model(
     config: *mut subtask_config,
@@ -381,10 +491,14 @@ pub unsafe extern "C" fn subtask_config_set_model(
                     // SAFETY: the host's callback, called as its typedef documents.
                     unsafe { callback(user_data.get(), input, reply) }
                 });
-                let text = text.ok_or_else(|| "the model callback wrote no reply".to_string())?;
-                if code != 0 {
-                    return Err(text);
-                }
+                let text = match (code, text) {
+                    (0, Some(text)) => text,
+                    (0, None) => return Err("the model callback wrote no reply".to_string()),
+                    (_, Some(message)) if !message.is_empty() => return Err(message),
+                    (code, _) => {
+                        return Err(format!("the model callback failed (code {code})"));
+                    }
+                };
                 serde_json::from_str(&text)
                     .map_err(|error| format!("the model callback's reply is not JSON: {error}"))
             },
@@ -393,15 +507,27 @@ pub unsafe extern "C" fn subtask_config_set_model(
     })
 }
 
-/// Adds a host tool that subagents may call (see `subtask_tool_callback`). `schema_json` is
-/// the JSON Schema of its arguments (an object schema); `read_only` says whether read-only
-/// subagents may use it. `user_data` is passed back to every call and must stay valid, and
-/// usable from any thread, until the runtime is freed.
+/// Adds a host tool that subagents may call (see `subtask_tool_callback`). `name` (1-64
+/// letters, digits, `_` or `-`, unlike any built-in tool's or other host tool's),
+/// `description` (what the model reads) and `schema_json` (the JSON Schema of its
+/// arguments: an object, such as `{"type": "object", "properties": {...}}`) are copied.
+/// `read_only` says whether read-only subagent types (`explore`, `plan`) may use it too.
+///
+/// Lifetime: `user_data` is passed back to every call, from any thread, and must stay valid
+/// until every runtime built from this config is freed (and the callbacks those runtimes
+/// still run have returned).
+///
+/// # Errors
+///
+/// `SUBTASK_ERROR_INVALID_INPUT` when `config`, `name`, `description` or `callback` is NULL,
+/// a string is not UTF-8, or `schema_json` is not a JSON object; the config is then
+/// unchanged. A bad or duplicate name is reported by `subtask_runtime_new`
+/// (`SUBTASK_ERROR_CONFIG`).
 ///
 /// # Safety
 ///
-/// Every pointer is NULL or valid as described: strings NUL-terminated, handles and errors
-/// made by this library and not yet freed, out-parameters writable.
+/// `config` is NULL or a live config used by no other thread; the strings are NULL or
+/// NUL-terminated; `callback`, if not NULL, behaves as `subtask_tool_callback` says.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn subtask_config_add_tool(
     config: *mut subtask_config,
@@ -440,13 +566,21 @@ pub unsafe extern "C" fn subtask_config_add_tool(
     })
 }
 
-/// Sends every task event to `callback` as JSON. `user_data` must stay valid, and usable
-/// from any thread, until the runtime is freed.
+/// Sends every task event of the runtimes built from this config to `callback` (see
+/// `subtask_event_callback`); replaces a callback set before.
+///
+/// Lifetime: `user_data` is passed back to every call, from any thread, and must stay valid
+/// until every runtime built from this config is freed.
+///
+/// # Errors
+///
+/// `SUBTASK_ERROR_INVALID_INPUT` when `config` or `callback` is NULL; the config is then
+/// unchanged.
 ///
 /// # Safety
 ///
-/// Every pointer is NULL or valid as described: strings NUL-terminated, handles and errors
-/// made by this library and not yet freed, out-parameters writable.
+/// `config` is NULL or a live config used by no other thread; `callback`, if not NULL,
+/// behaves as `subtask_event_callback` says.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn subtask_config_set_event_callback(
     config: *mut subtask_config,
@@ -463,13 +597,22 @@ pub unsafe extern "C" fn subtask_config_set_event_callback(
     })
 }
 
-/// Builds a runtime from `config` (NULL for every default and the model from the
-/// environment). On success writes it to `*out`; `config` stays the caller's.
+/// Builds a runtime from `config` (NULL for every default, with the model from the
+/// environment): starts its threads and loads its subagent types. On success writes it to
+/// `*out`; the caller owns it (`subtask_runtime_free`). `config` is only read: it stays the
+/// caller's, and may be freed right after. Thread-safe (for different configs).
+///
+/// # Errors
+///
+/// `SUBTASK_ERROR_INVALID_INPUT` when `out` is NULL; `SUBTASK_ERROR_CONFIG` when a setting
+/// is out of range (a thread count or timeout of 0), no model is configured, the workspace
+/// or an agents directory cannot be used, or a tool name is bad or taken;
+/// `SUBTASK_ERROR_IO` when a thread cannot start. `*out` is then untouched.
 ///
 /// # Safety
 ///
-/// Every pointer is NULL or valid as described: strings NUL-terminated, handles and errors
-/// made by this library and not yet freed, out-parameters writable.
+/// `config` is NULL or a live config not being changed by another thread; `out` is NULL or
+/// writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn subtask_runtime_new(
     config: *const subtask_config,
@@ -486,13 +629,19 @@ pub unsafe extern "C" fn subtask_runtime_new(
     })
 }
 
-/// Releases a runtime: cancels its tasks and waits for them to stop (a few seconds at
-/// most). NULL does nothing; call at most once, and not while another thread uses it.
+/// Releases a runtime: refuses new tasks, cancels the running ones (their `subtask_task`
+/// calls return them as `cancelled`), and blocks until their threads are free, at most
+/// `shutdown_grace` (default 5 s). A host callback still running after that keeps its
+/// thread until it returns, and its `user_data` must stay valid until then. No event
+/// callback starts once this returns. NULL does nothing.
+///
+/// Call at most once, not while another thread uses the runtime, and never from one of its
+/// callbacks.
 ///
 /// # Safety
 ///
-/// Every pointer is NULL or valid as described: strings NUL-terminated, handles and errors
-/// made by this library and not yet freed, out-parameters writable.
+/// `runtime` is NULL or a runtime from `subtask_runtime_new`, not yet freed, that no other
+/// thread uses.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn subtask_runtime_free(runtime: *mut subtask_runtime) {
     guard_void(|| {
@@ -503,17 +652,30 @@ pub unsafe extern "C" fn subtask_runtime_free(runtime: *mut subtask_runtime) {
     });
 }
 
-/// Runs a `task` call and blocks until every run it started has ended. `args_json` is the
-/// `task` tool's input (one task, or `tasks`). On success writes the result to `*out_json`:
-/// `{"results": [{"run_id", "status", "answer", "error", "turns", "usage", …}], "is_error",
-/// "usage", "duration_ms"}` — a task that failed or timed out is a result, not an error. A
-/// call refused before running (bad arguments) is an error with code 1 whose message
-/// names the field.
+/// Runs a `task` call (the `task` tool's JSON arguments: one task with `description`,
+/// `prompt` and `subagent_type`, or several in `tasks`) and blocks until every run it started
+/// has ended, by the runtime's timeouts at the latest. Thread-safe: calls from several
+/// threads run at once.
+///
+/// On success writes the result as JSON to `*out_json`, a string the caller owns
+/// (`subtask_string_free`): `{"results": [{"description", "subagent_type", "run_id",
+/// "status", "model", "answer", "error", "turns", "usage", "tool_calls", "duration_ms"}],
+/// "is_error", "error", "usage", "duration_ms"}`, one result per task in request order.
+/// `status` is `completed`, `max_turns`, `max_output_tokens`, `max_cost`, `failed`,
+/// `timed_out`, `cancelled` or `refused`: a task that failed, timed out or was cancelled is
+/// a result, not an error.
+///
+/// # Errors
+///
+/// `SUBTASK_ERROR_INVALID_INPUT` when `runtime`, `args_json` or `out_json` is NULL,
+/// `args_json` is not UTF-8, or the call is refused before anything runs (not JSON, a
+/// missing or bad field, an unknown subagent type: the message names it). `*out_json` is
+/// then untouched.
 ///
 /// # Safety
 ///
-/// Every pointer is NULL or valid as described: strings NUL-terminated, handles and errors
-/// made by this library and not yet freed, out-parameters writable.
+/// `runtime` is NULL or a live runtime; `args_json` is NULL or a NUL-terminated string;
+/// `out_json` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn subtask_task(
     runtime: *const subtask_runtime,
@@ -542,12 +704,20 @@ pub unsafe extern "C" fn subtask_task(
     })
 }
 
-/// The `task` tool's definition as JSON, for `format` `"openai"`, `"anthropic"` or `"mcp"`.
+/// The `task` tool's definition, to offer it to a model: `format` `"openai"` (a Chat
+/// Completions `tools` entry), `"anthropic"` (a Messages API `tools` entry) or `"mcp"` (an
+/// MCP `tools/list` entry). On success writes the JSON to `*out_json`, a string the caller
+/// owns (`subtask_string_free`). Thread-safe.
+///
+/// # Errors
+///
+/// `SUBTASK_ERROR_INVALID_INPUT` when an argument is NULL, `format` is not UTF-8 or is no
+/// known format. `*out_json` is then untouched.
 ///
 /// # Safety
 ///
-/// Every pointer is NULL or valid as described: strings NUL-terminated, handles and errors
-/// made by this library and not yet freed, out-parameters writable.
+/// `runtime` is NULL or a live runtime; `format` is NULL or a NUL-terminated string;
+/// `out_json` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn subtask_tool_definition(
     runtime: *const subtask_runtime,
@@ -575,13 +745,21 @@ pub unsafe extern "C" fn subtask_tool_definition(
     })
 }
 
-/// Cancels the live task `task_id` (from an event); writes whether it was live to
-/// `*out_cancelled` (if not NULL).
+/// Cancels the live task `task_id` (the `task` field of its events): the run stops at its
+/// next step and its `subtask_task` call returns it as `cancelled`. A host callback already
+/// running is not interrupted: the call then returns after waiting about 2 s for a partial
+/// answer, and the callback keeps its thread until it returns. Writes to `*out_cancelled`
+/// (if not NULL) whether such a task was live. Thread-safe; returns without waiting.
+///
+/// # Errors
+///
+/// `SUBTASK_ERROR_INVALID_INPUT` when `runtime` or `task_id` is NULL or `task_id` is not
+/// UTF-8. `*out_cancelled` is then untouched.
 ///
 /// # Safety
 ///
-/// Every pointer is NULL or valid as described: strings NUL-terminated, handles and errors
-/// made by this library and not yet freed, out-parameters writable.
+/// `runtime` is NULL or a live runtime; `task_id` is NULL or a NUL-terminated string;
+/// `out_cancelled` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn subtask_cancel(
     runtime: *const subtask_runtime,
@@ -602,12 +780,16 @@ pub unsafe extern "C" fn subtask_cancel(
     })
 }
 
-/// Cancels every live task; writes how many to `*out_count` (if not NULL).
+/// Cancels every live task of the runtime, as `subtask_cancel` does one; writes how many to
+/// `*out_count` (if not NULL). Thread-safe; returns without waiting.
+///
+/// # Errors
+///
+/// `SUBTASK_ERROR_INVALID_INPUT` when `runtime` is NULL. `*out_count` is then untouched.
 ///
 /// # Safety
 ///
-/// Every pointer is NULL or valid as described: strings NUL-terminated, handles and errors
-/// made by this library and not yet freed, out-parameters writable.
+/// `runtime` is NULL or a live runtime; `out_count` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn subtask_cancel_all(
     runtime: *const subtask_runtime,
@@ -625,13 +807,20 @@ pub unsafe extern "C" fn subtask_cancel_all(
     })
 }
 
-/// The runtime's counters as JSON: `{"queued", "running", "zombies", "live", "submitted",
-/// "rejected", "completed", "failed", "cancelled", "timed_out"}`.
+/// The runtime's counters as a JSON object of whole numbers: tasks now `queued`, `running`,
+/// `zombies` (ended for their caller but still holding a thread), `live`; and since the
+/// start, tasks `submitted`, `rejected`, `completed`, `failed`, `cancelled`, `timed_out`.
+/// On success writes it to `*out_json`, a string the caller owns (`subtask_string_free`).
+/// Thread-safe.
+///
+/// # Errors
+///
+/// `SUBTASK_ERROR_INVALID_INPUT` when `runtime` or `out_json` is NULL. `*out_json` is then
+/// untouched.
 ///
 /// # Safety
 ///
-/// Every pointer is NULL or valid as described: strings NUL-terminated, handles and errors
-/// made by this library and not yet freed, out-parameters writable.
+/// `runtime` is NULL or a live runtime; `out_json` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn subtask_stats(
     runtime: *const subtask_runtime,
@@ -660,35 +849,52 @@ pub unsafe extern "C" fn subtask_stats(
     })
 }
 
-const SETTINGS: &[&str] = &[
+/// The settings `subtask_config_new` takes, by type (see [`count`], [`seconds`],
+/// [`string`], [`agents_dirs`]).
+const COUNT_SETTINGS: &[&str] = &[
     "scheduler_threads",
     "execution_threads",
     "max_queued",
+    "max_parallel",
+    "max_depth",
+];
+const SECONDS_SETTINGS: &[&str] = &[
     "poll_interval",
     "execution_timeout",
     "queue_timeout",
     "wait_timeout",
     "shutdown_grace",
-    "model",
-    "api_key",
-    "base_url",
-    "workspace",
-    "transcripts",
-    "agents_dirs",
-    "max_parallel",
-    "max_depth",
 ];
+const STRING_SETTINGS: &[&str] = &["model", "api_key", "base_url", "workspace", "transcripts"];
+const AGENTS_DIRS: &str = "agents_dirs";
 
+/// Checks every key is known and every value has its setting's type, so a mistake is
+/// reported by `subtask_config_new`, where it was made.
 fn check_settings(settings: &Map<String, Value>) -> Result<(), Error> {
-    if let Some(unknown) = settings
-        .keys()
-        .find(|key| !SETTINGS.contains(&key.as_str()))
-    {
+    let known = || {
+        COUNT_SETTINGS
+            .iter()
+            .chain(SECONDS_SETTINGS)
+            .chain(STRING_SETTINGS)
+            .chain([&AGENTS_DIRS])
+    };
+    if let Some(unknown) = settings.keys().find(|key| !known().any(|name| name == key)) {
+        let names: Vec<&str> = known().copied().collect();
         return Err(Error::invalid_input(format!(
             "unknown setting `{unknown}`; the settings are: {}",
-            SETTINGS.join(", ")
+            names.join(", ")
         )));
     }
+    for key in COUNT_SETTINGS {
+        count(settings, key)?;
+    }
+    for key in SECONDS_SETTINGS {
+        seconds(settings, key)?;
+    }
+    for key in STRING_SETTINGS {
+        string(settings, key)?;
+    }
+    agents_dirs(settings)?;
     Ok(())
 }
 
@@ -708,9 +914,22 @@ fn seconds(settings: &Map<String, Value>, key: &str) -> Result<Option<Duration>,
         None | Some(Value::Null) => Ok(None),
         Some(value) => value
             .as_f64()
-            .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
-            .map(|seconds| Some(Duration::from_secs_f64(seconds)))
+            // `try_`: a huge number is an error, not a panic.
+            .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+            .map(Some)
             .ok_or_else(|| Error::invalid_input(format!("`{key}` must be a number of seconds"))),
+    }
+}
+
+fn agents_dirs(settings: &Map<String, Value>) -> Result<Vec<&str>, Error> {
+    let invalid = || Error::invalid_input(format!("`{AGENTS_DIRS}` must be an array of paths"));
+    match settings.get(AGENTS_DIRS) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(dirs)) => dirs
+            .iter()
+            .map(|dir| dir.as_str().ok_or_else(invalid))
+            .collect(),
+        Some(_) => Err(invalid()),
     }
 }
 
@@ -788,21 +1007,8 @@ fn build_runtime(config: Option<&subtask_config>) -> Result<subtask_runtime, Err
     }
     let mut types = SubagentRegistry::builtin();
     types.load_workspace(&workspace)?;
-    match settings.get("agents_dirs") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(dirs)) => {
-            for dir in dirs {
-                let dir = dir.as_str().ok_or_else(|| {
-                    Error::invalid_input("`agents_dirs` must be an array of paths")
-                })?;
-                types.load_dir(dir)?;
-            }
-        }
-        Some(_) => {
-            return Err(Error::invalid_input(
-                "`agents_dirs` must be an array of paths",
-            ));
-        }
+    for dir in agents_dirs(settings)? {
+        types.load_dir(dir)?;
     }
     let transcripts = match string(settings, "transcripts")?.as_deref() {
         None => Transcripts::InWorkspace,
@@ -936,5 +1142,55 @@ fn status_name(status: TaskStatus) -> &'static str {
         TaskStatus::Failed => "failed",
         TaskStatus::Cancelled => "cancelled",
         TaskStatus::TimedOut(_) => "timed_out",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_constants_are_the_error_kind_codes() {
+        let table = [
+            (SUBTASK_ERROR_INVALID_INPUT, ErrorKind::InvalidInput),
+            (SUBTASK_ERROR_CONFIG, ErrorKind::Config),
+            (SUBTASK_ERROR_QUEUE_FULL, ErrorKind::QueueFull),
+            (SUBTASK_ERROR_TIMEOUT, ErrorKind::Timeout),
+            (SUBTASK_ERROR_CANCELLED, ErrorKind::Cancelled),
+            (SUBTASK_ERROR_SHUTDOWN, ErrorKind::Shutdown),
+            (SUBTASK_ERROR_PANIC, ErrorKind::Panic),
+            (SUBTASK_ERROR_PROVIDER, ErrorKind::Provider),
+            (SUBTASK_ERROR_TOOL, ErrorKind::Tool),
+            (SUBTASK_ERROR_IO, ErrorKind::Io),
+            (SUBTASK_ERROR_OTHER, ErrorKind::Other),
+            (SUBTASK_ERROR_INTERNAL, ErrorKind::Internal),
+        ];
+        for (constant, kind) in table {
+            assert_eq!(constant, kind.code(), "{kind:?}");
+            // Exhaustive: a new kind fails to compile here until it gets a constant above.
+            match kind {
+                ErrorKind::InvalidInput
+                | ErrorKind::Config
+                | ErrorKind::QueueFull
+                | ErrorKind::Timeout
+                | ErrorKind::Cancelled
+                | ErrorKind::Shutdown
+                | ErrorKind::Panic
+                | ErrorKind::Provider
+                | ErrorKind::Tool
+                | ErrorKind::Io
+                | ErrorKind::Other
+                | ErrorKind::Internal => {}
+            }
+        }
+    }
+
+    #[test]
+    fn huge_or_negative_seconds_are_errors_not_panics() {
+        for value in [json!(1e300), json!(-1), json!("2")] {
+            let settings = Map::from_iter([("poll_interval".to_string(), value)]);
+            let error = check_settings(&settings).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::InvalidInput);
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Hooks, SubagentRegistry, SubagentSpec, SubagentStart, SubagentStop};
-use crate::agent::{Agent, AgentLimits, AgentResult, RunContext};
+use crate::agent::{Agent, AgentLimits, AgentResult, AgentStop, RunContext};
 use crate::error::{Error, ErrorKind};
 use crate::llm::{ChatModel, Message, ModelConfig};
 use crate::runtime::{CancelToken, Progress, RunOptions, Runtime, TaskHandle, panic_message};
@@ -158,7 +158,8 @@ impl SubagentHandle {
                     ErrorKind::Timeout | ErrorKind::Cancelled => {
                         self.late.recv_timeout(PARTIAL_RESULT_GRACE).ok()
                     }
-                    _ => None,
+                    // A failed run sent its result before it returned.
+                    _ => self.late.try_recv().ok(),
                 };
                 SubagentOutcome {
                     run_id,
@@ -334,10 +335,14 @@ impl Subagents {
                     &workspace,
                     Some(&progress),
                 );
-                if let Ok(result) = &result {
-                    let _ = late_sender.try_send(result.clone());
+                let result = result?;
+                let _ = late_sender.try_send(result.clone());
+                // A run whose model failed is a failed task (in stats and events too); its
+                // partial result still reaches the caller through `late`.
+                match (result.stop_reason, &result.error) {
+                    (AgentStop::Failed, Some(error)) => Err(error.clone()),
+                    _ => Ok(result),
                 }
-                result
             },
             options,
         )?;

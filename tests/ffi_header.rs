@@ -1,0 +1,43 @@
+//! `include/subtask.h` is what cbindgen makes from `src/ffi.rs` with `cbindgen.toml`, byte
+//! for byte. `SUBTASK_BLESS=1 cargo test --test ffi_header` rewrites it.
+
+use std::path::Path;
+
+#[test]
+fn committed_header_matches_the_generated_one() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = cbindgen::Config::from_file(root.join("cbindgen.toml"))
+        .unwrap_or_else(|error| panic!("cbindgen.toml: {error}"));
+    let bindings = cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(root.join("src/ffi.rs"))
+        .generate()
+        .unwrap_or_else(|error| panic!("cbindgen could not read src/ffi.rs: {error}"));
+    let mut generated = Vec::new();
+    bindings.write(&mut generated);
+    let generated = String::from_utf8(generated).expect("the header is UTF-8");
+
+    let path = root.join("include/subtask.h");
+    if std::env::var_os("SUBTASK_BLESS").is_some_and(|value| value != "0") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &generated).unwrap();
+        eprintln!("wrote {}", path.display());
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if committed != generated {
+        let first_difference = committed
+            .lines()
+            .zip(generated.lines())
+            .position(|(old, new)| old != new)
+            .map_or_else(
+                || "one is a prefix of the other".to_string(),
+                |line| format!("first difference at line {}", line + 1),
+            );
+        panic!(
+            "include/subtask.h is out of date with src/ffi.rs ({first_difference}); \
+             run `SUBTASK_BLESS=1 cargo test --test ffi_header` to regenerate it, \
+             and commit the result"
+        );
+    }
+}
