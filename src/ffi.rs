@@ -511,7 +511,8 @@ pub unsafe extern "C" fn subtask_config_set_model(
 /// letters, digits, `_` or `-`, unlike any built-in tool's or other host tool's),
 /// `description` (what the model reads) and `schema_json` (the JSON Schema of its
 /// arguments: an object, such as `{"type": "object", "properties": {...}}`) are copied.
-/// `read_only` says whether read-only subagent types (`explore`, `plan`) may use it too.
+/// `read_only` says whether read-only runs and types (`plan`, or any run with
+/// `read_only: true`) may use it too; `explore` keeps its fixed tool list.
 ///
 /// Lifetime: `user_data` is passed back to every call, from any thread, and must stay valid
 /// until every runtime built from this config is freed (and the callbacks those runtimes

@@ -41,3 +41,36 @@ fn committed_header_matches_the_generated_one() {
         );
     }
 }
+
+/// maturin generates the Python package's cffi module with cbindgen over the whole crate,
+/// and cffi accepts only integer `#define`s: every other public constant must be excluded
+/// in cbindgen.toml, or `pip install .` breaks.
+#[test]
+fn the_header_maturin_generates_holds_only_subtask_integer_defines() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut config = cbindgen::Config::from_root_or_default(root);
+    config.no_includes = true;
+    config.sys_includes = Vec::new();
+    config.include_guard = None;
+    config.cpp_compat = false;
+    let bindings = cbindgen::Builder::new()
+        .with_config(config)
+        .with_crate(root)
+        .generate()
+        .unwrap_or_else(|error| panic!("cbindgen could not read the crate: {error}"));
+    let mut header = Vec::new();
+    bindings.write(&mut header);
+    let header = String::from_utf8(header).expect("the header is UTF-8");
+    for line in header.lines().filter(|line| line.starts_with("#define")) {
+        let mut parts = line.split_whitespace().skip(1);
+        let (name, value) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        assert!(
+            name.starts_with("SUBTASK_") && value.parse::<i64>().is_ok(),
+            "`{line}` would break the Python build (cffi takes integer defines only): add \
+             the constant to [export] exclude in cbindgen.toml"
+        );
+    }
+}

@@ -1,0 +1,195 @@
+"""What the Python binding adds to a `task` call.
+
+    python python/bench.py              # runs `cargo bench --bench ffi -- --json` first
+    python python/bench.py --no-rust    # Python figures only
+    python python/bench.py --json       # one JSON object on stdout
+
+The task is trivial: one model turn, answered at once by a Python model callable that
+returns a prebuilt Chat Completions body. Measured, per call (medians and p99):
+
+- python: ``Runtime.task()`` end to end;
+- callable: time inside the user's model callable (subtracted: it is the host's own work);
+- cffi floor: ``lib.subtask_task`` with a minimal cffi callback that sets a fixed reply
+  (no JSON parsing, no dataclasses): the cost of crossing into C and being called back;
+- rust c_abi: the same call from Rust through the C ABI with an ``extern "C"`` callback
+  (``benches/ffi.rs``, a separate process).
+
+binding overhead = python - callable - rust c_abi; of which "crossing" = cffi floor -
+rust c_abi, and "conversion" = the rest (json.loads of the ~9 KB request the callable
+receives as a dict, json.dumps of its reply, the arguments and the TaskResult).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+# Run as a script, this file's directory (python/, the package's sources without the
+# native module) comes first on sys.path: import the installed package instead.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
+import subtask  # noqa: E402
+from subtask._ffi import ffi, lib  # noqa: E402
+
+ARGS = {
+    "description": "Answer",
+    "prompt": "What is six times seven?",
+    "subagent_type": "general-purpose",
+}
+RESPONSE: Dict[str, Any] = {
+    "choices": [{"message": {"role": "assistant", "content": "42"}, "finish_reason": "stop"}]
+}
+WARMUP = 300
+SAMPLES = 4000
+ROUNDS = 3  # interleaved, to spread the VM's noise over every figure
+
+
+def percentile(samples: List[float], percent: float) -> float:
+    ordered = sorted(samples)
+    return ordered[round((len(ordered) - 1) * percent / 100)]
+
+
+def measure(call: Callable[[], Any], samples: int) -> List[float]:
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def rust_figures() -> Optional[Dict[str, Any]]:
+    cargo = shutil.which("cargo")
+    if cargo is None:
+        print("(cargo not found: no Rust figures)", file=sys.stderr)
+        return None
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    print("running cargo bench --bench ffi (compiles it the first time)...", file=sys.stderr)
+    done = subprocess.run(
+        [cargo, "bench", "--quiet", "--bench", "ffi", "--", "--json"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        check=True,
+    )
+    return dict(json.loads(done.stdout.decode().strip().splitlines()[-1]))
+
+
+def python_figures(workspace: str) -> Dict[str, List[float]]:
+    inside: List[float] = []
+
+    def model(request: Dict[str, Any]) -> Dict[str, Any]:
+        started = time.perf_counter()
+        reply = RESPONSE
+        inside.append(time.perf_counter() - started)
+        return reply
+
+    reply_bytes = json.dumps(RESPONSE).encode()
+
+    def minimal(user_data: Any, request_json: Any, reply: Any) -> int:
+        lib.subtask_reply_set(reply, reply_bytes)
+        return 0
+
+    callback = ffi.callback("subtask_model_callback", minimal, error=-1)
+    settings = json.dumps({"transcripts": "off", "workspace": workspace}).encode()
+    config = ffi.new("subtask_config **")
+    assert lib.subtask_config_new(settings, config) == ffi.NULL
+    assert lib.subtask_config_set_model(config[0], b"bench", callback, ffi.NULL) == ffi.NULL
+    floor_runtime = ffi.new("subtask_runtime **")
+    assert lib.subtask_runtime_new(config[0], floor_runtime) == ffi.NULL
+    lib.subtask_config_free(config[0])
+    args_bytes = json.dumps(ARGS).encode()
+    out = ffi.new("char **")
+
+    def floor() -> None:
+        error = lib.subtask_task(floor_runtime[0], args_bytes, out)
+        assert error == ffi.NULL
+        lib.subtask_string_free(out[0])
+
+    figures: Dict[str, List[float]] = {"python": [], "callable": [], "floor": []}
+    with subtask.Runtime(model=model, transcripts=False, workspace=workspace) as runtime:
+
+        def task() -> None:
+            assert runtime.task(ARGS["description"], ARGS["prompt"], ARGS["subagent_type"]).ok
+
+        for _ in range(WARMUP):
+            task()
+            floor()
+        for _ in range(ROUNDS):
+            inside.clear()
+            figures["python"] += measure(task, SAMPLES // ROUNDS)
+            figures["callable"] += inside
+            figures["floor"] += measure(floor, SAMPLES // ROUNDS)
+    lib.subtask_runtime_free(floor_runtime[0])
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--no-rust", action="store_true", help="skip cargo bench --bench ffi")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    options = parser.parse_args()
+
+    rust = None if options.no_rust else rust_figures()
+    print("measuring the Python side...", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as workspace:
+        figures = python_figures(workspace)
+    us = {
+        name: {"p50": percentile(s, 50) * 1e6, "p99": percentile(s, 99) * 1e6}
+        for name, s in figures.items()
+    }
+    report: Dict[str, Any] = {"samples": len(figures["python"]), "python_us": us}
+    if rust is not None:
+        rust_p50 = rust["c_abi"]["p50_us"]
+        report["rust_us"] = rust
+        report["binding_overhead_p50_us"] = us["python"]["p50"] - us["callable"]["p50"] - rust_p50
+        report["crossing_p50_us"] = us["floor"]["p50"] - rust_p50
+        report["conversion_p50_us"] = (
+            us["python"]["p50"] - us["callable"]["p50"] - us["floor"]["p50"]
+        )
+    if options.json:
+        print(json.dumps(report))
+        return
+
+    print(
+        f"a trivial task (one model turn answered at once), {report['samples']} calls, "
+        f"python {sys.version.split()[0]}"
+    )
+    print("| path | p50 | p99 |\n|---|---|---|")
+    rows = [
+        ("Runtime.task(), Python model callable", us["python"]),
+        ("  of which inside the callable", us["callable"]),
+        ("lib.subtask_task, minimal cffi callback (no JSON)", us["floor"]),
+    ]
+    if rust is not None:
+        rows += [
+            ('subtask_task from Rust, extern "C" callback', rust["c_abi"]),
+            ("TaskTool::call_str from Rust (no C ABI)", rust["direct"]),
+        ]
+    for name, figure in rows:
+        p50 = figure.get("p50", figure.get("p50_us"))
+        p99 = figure.get("p99", figure.get("p99_us"))
+        print(f"| {name} | {p50:.1f} µs | {p99:.1f} µs |")
+    if rust is not None:
+        print(
+            f"binding overhead (p50): {report['binding_overhead_p50_us']:.1f} µs = "
+            f"crossing {report['crossing_p50_us']:.1f} µs (cffi call + callback from a Rust "
+            f"thread) + conversion {report['conversion_p50_us']:.1f} µs (JSON <-> dicts, "
+            "TaskResult); target <= 20 µs"
+        )
+    print(
+        f"(medians of a noisy 2-vCPU VM vary by ~±15 µs run to run; stdev of python: "
+        f"{statistics.pstdev(figures['python']) * 1e6:.0f} µs)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""What a ``task`` call returns: :class:`TaskOutput` (the whole call) and one
+:class:`TaskResult` per run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional
+
+from ._errors import CANCELLED, OTHER, TIMEOUT, error_for_code
+
+__all__ = ["Usage", "TaskResult", "TaskOutput"]
+
+#: Every status a run may end with.
+STATUSES = (
+    "completed",
+    "max_turns",
+    "max_output_tokens",
+    "max_cost",
+    "failed",
+    "timed_out",
+    "cancelled",
+    "refused",
+)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens and cost of one or more model calls."""
+
+    input_tokens: int = 0
+    """Input tokens not read from a cache."""
+    output_tokens: int = 0
+    """Output tokens (reasoning included)."""
+    cache_read_tokens: int = 0
+    """Input tokens read from the provider's prompt cache."""
+    cache_write_tokens: int = 0
+    """Input tokens written to the provider's prompt cache."""
+    cost_usd: Optional[float] = None
+    """Cost in US dollars; ``None`` when a price is unknown (never a guess)."""
+
+    @property
+    def total_input_tokens(self) -> int:
+        """Every input token: uncached, cache reads and cache writes."""
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+    @classmethod
+    def from_json(cls, data: Optional[Mapping[str, Any]]) -> "Usage":
+        data = data or {}
+        return cls(
+            input_tokens=int(data.get("input_tokens", 0)),
+            output_tokens=int(data.get("output_tokens", 0)),
+            cache_read_tokens=int(data.get("cache_read_tokens", 0)),
+            cache_write_tokens=int(data.get("cache_write_tokens", 0)),
+            cost_usd=data.get("cost_usd"),
+        )
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One run's result.
+
+    A run that did not complete (``failed``, ``timed_out``, ``cancelled``, or stopped at a
+    limit) is still a result, not an exception: ``answer`` holds the best answer so far and
+    ``error`` says why. Check :attr:`ok`, or call :meth:`raise_for_status` to turn it into
+    an exception.
+    """
+
+    answer: str
+    """The full final answer (or the best answer so far)."""
+    status: str
+    """``completed``, ``max_turns``, ``max_output_tokens``, ``max_cost``, ``failed``,
+    ``timed_out``, ``cancelled`` or ``refused``."""
+    run_id: Optional[str] = None
+    """The run id, to pass as ``resume`` (``None`` if it never started)."""
+    error: Optional[str] = None
+    """Why it did not complete."""
+    turns: int = 0
+    """Model calls made."""
+    usage: Usage = field(default_factory=Usage)
+    """Tokens and cost."""
+    model: Optional[str] = None
+    """The model that ran it."""
+    duration_ms: int = 0
+    """Wall time of the run, in milliseconds."""
+    description: str = ""
+    """The task's description."""
+    subagent_type: str = ""
+    """The subagent type."""
+    tool_calls: Dict[str, int] = field(default_factory=dict)
+    """Calls per tool."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run completed its answer."""
+        return self.status == "completed"
+
+    def raise_for_status(self) -> "TaskResult":
+        """Returns the result if it completed; else raises :class:`~subtask.Timeout`
+        (``timed_out``), :class:`~subtask.Cancelled` (``cancelled``) or
+        :class:`~subtask.Error` (code 11: ``failed``, ``refused`` or a limit), with this
+        result as the exception's ``result``."""
+        if self.ok:
+            return self
+        code = {"timed_out": TIMEOUT, "cancelled": CANCELLED}.get(self.status, OTHER)
+        detail = f": {self.error}" if self.error else ""
+        raise error_for_code(code, f"the task {self.status.replace('_', ' ')}{detail}", self)
+
+    @property
+    def footer(self) -> str:
+        """The footer line the model reads after the answer:
+        ``[run explore-k3m9x2ab · completed · 4 turns · 12,345 in / 678 out tokens · 8.2 s]``."""
+        parts = [f"run {self.run_id or '-'}", self.status.replace("_", " ")]
+        if self.model:
+            parts.append(self.model)
+        parts.append(f"{self.turns} turn{'' if self.turns == 1 else 's'}")
+        parts.append(
+            f"{self.usage.total_input_tokens:,} in / {self.usage.output_tokens:,} out tokens"
+        )
+        if self.usage.cost_usd is not None:
+            parts.append(f"${self.usage.cost_usd:.4f}")
+        parts.append(f"{self.duration_ms / 1000:.1f} s")
+        return "[" + " · ".join(parts) + "]"
+
+    def to_text(self) -> str:
+        """The answer (or error) and the footer, as the model reads one run."""
+        text = ""
+        if self.answer.strip():
+            text += self.answer.rstrip() + "\n\n"
+        if self.error:
+            text += f"Error: {self.error}\n\n"
+        return text + self.footer
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "TaskResult":
+        return cls(
+            answer=data.get("answer") or "",
+            status=data.get("status") or "failed",
+            run_id=data.get("run_id"),
+            error=data.get("error"),
+            turns=int(data.get("turns") or 0),
+            usage=Usage.from_json(data.get("usage")),
+            model=data.get("model"),
+            duration_ms=int(data.get("duration_ms") or 0),
+            description=data.get("description") or "",
+            subagent_type=data.get("subagent_type") or "",
+            tool_calls=dict(data.get("tool_calls") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class TaskOutput:
+    """A whole ``task`` call: one result per run, in request order."""
+
+    results: List[TaskResult]
+    """One result per run, in request order (a task with a list of models gives one per
+    model)."""
+    is_error: bool
+    """Whether any run did not complete: report the call to the model as a tool error."""
+    usage: Usage
+    """Tokens and cost of every run together (cost ``None`` when any was unknown)."""
+    duration_ms: int
+    """Wall time of the whole call, in milliseconds."""
+
+    def to_text(self) -> str:
+        """The text the model reads: each run's full answer (or error) and its footer;
+        several runs each under a heading, in request order."""
+        if len(self.results) == 1:
+            return self.results[0].to_text()
+        done = sum(1 for result in self.results if result.ok)
+        text = f"{len(self.results)} tasks: {done} completed, {len(self.results) - done} did not.\n"
+        for index, result in enumerate(self.results, 1):
+            model = f", {result.model}" if result.model else ""
+            text += (
+                f"\n## {index}. {result.description} ({result.subagent_type}{model})\n\n"
+                f"{result.to_text()}\n"
+            )
+        return text
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "TaskOutput":
+        return cls(
+            results=[TaskResult.from_json(result) for result in data.get("results") or []],
+            is_error=bool(data.get("is_error")),
+            usage=Usage.from_json(data.get("usage")),
+            duration_ms=int(data.get("duration_ms") or 0),
+        )

@@ -1,0 +1,535 @@
+"""``Runtime``: the thread pools, subagent types, tools and model behind the ``task`` tool."""
+
+from __future__ import annotations
+
+import atexit
+import datetime
+import json
+import logging
+import os
+import threading
+import weakref
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+    overload,
+)
+
+from ._errors import Error, InvalidInput, Shutdown
+from ._ffi import Handler, NativeRuntime, validate_settings, wait_for_running_callbacks
+from ._results import TaskOutput, TaskResult
+from ._tools import Tool, as_tool
+
+__all__ = ["Runtime", "ModelCallable", "EventCallable"]
+
+log = logging.getLogger("subtask")
+
+R = TypeVar("R")
+
+#: A host model: takes an OpenAI Chat Completions request body (``model``, ``messages``,
+#: ``tools``, ``max_tokens``) and returns a Chat Completions response body
+#: (``{"choices": [{"message": {...}, "finish_reason": ...}], "usage": {...}}``) as a dict,
+#: a JSON string, or an object with ``model_dump()`` (such as the ``openai`` package's).
+ModelCallable = Callable[[Dict[str, Any]], Any]
+#: Receives each task event as a dict: ``{"task": ID, "label": ..., "kind": ..., ...}``.
+EventCallable = Callable[[Dict[str, Any]], None]
+
+Seconds = Union[int, float, datetime.timedelta]
+PathLike = Union[str, "os.PathLike[str]"]
+
+_FORMATS = ("openai", "anthropic", "mcp")
+
+# Every live runtime, closed at interpreter exit: no callback into Python may run once
+# the interpreter finalizes.
+_live: "weakref.WeakSet[Runtime]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for runtime in list(_live):
+        try:
+            runtime.close()
+        except Exception:  # pragma: no cover - best effort at exit
+            log.exception("closing a subtask runtime at exit failed")
+    wait_for_running_callbacks()
+
+
+def _describe_exception(exception: BaseException) -> str:
+    text = str(exception)
+    return f"{type(exception).__name__}: {text}" if text else type(exception).__name__
+
+
+def _seconds(value: Optional[Seconds]) -> Optional[float]:
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    return value
+
+
+def _response_text(response: Any) -> str:
+    """A model callable's return value as Chat Completions JSON text."""
+    if isinstance(response, str):
+        return response
+    if isinstance(response, (bytes, bytearray)):
+        return response.decode("utf-8")
+    for method in ("model_dump", "to_dict"):  # pydantic models (openai), others
+        if hasattr(response, method):
+            response = getattr(response, method)()
+            break
+    return json.dumps(response)
+
+
+class Runtime:
+    """A runtime with the ``task`` tool: thread pools, subagent types, tools and a model.
+
+    ::
+
+        with subtask.Runtime(model="anthropic:claude-sonnet-4-5") as rt:
+            result = rt.task("Find the timer", "Where are deadlines enforced?", "explore")
+            print(result.answer if result.ok else result.error)
+
+    Settings (all optional; ``None`` means the default):
+
+    - ``model``: ``"provider:model"`` or an alias (default: ``SUBTASK_MODEL``), with
+      ``api_key`` and ``base_url``; or a Python callable that answers Chat Completions
+      requests (see :data:`ModelCallable`), named ``model_name`` in requests and footers.
+    - ``workspace`` (default: the current directory when the Runtime is made),
+      ``transcripts`` (a directory, or ``"off"``/``False``; default
+      ``.subtask/transcripts`` in the workspace), ``agents_dirs`` (directories of Markdown
+      subagent types).
+    - ``scheduler_threads`` (4), ``execution_threads`` (8), ``max_queued`` (64),
+      ``max_parallel`` (10 tasks per call), ``max_depth`` (0: no nesting).
+    - ``poll_interval`` (2 s), ``execution_timeout`` (300 s), ``queue_timeout`` (60 s),
+      ``wait_timeout`` (the two plus 5 s), ``shutdown_grace`` (5 s): seconds or
+      ``timedelta``.
+    - ``tools``: functions (or :class:`Tool`) subagents may call; ``on_event``: a callable
+      receiving every task event as a dict (on the runtime's threads; keep it quick).
+
+    Settings are checked at once (an unknown key raises :class:`InvalidInput`). The native
+    runtime is built on the first call that needs it (``task``, ``call``, ``stats``...), or
+    by :meth:`start`; a missing model raises :class:`ConfigError` then. Tools can be added
+    with :meth:`tool` until that moment, not after.
+
+    Thread-safe: every method may be called from several threads at once, and a blocking
+    call releases the GIL. Callbacks (model, tools, events) run on the runtime's threads,
+    several at once, so they must be thread-safe too; an exception in one never crosses into
+    the runtime (a tool's becomes a tool error the model reads, a model's fails the task
+    with its message, an event handler's is logged).
+
+    Callbacks are not interrupted: when a task times out or is cancelled while one of its
+    callbacks runs, its call returns once the callback does (or after the runtime's 2 s
+    grace for a partial result), and the callback's thread stays busy until it returns.
+
+    Close it with :meth:`close` or a ``with`` block; it is also closed when garbage
+    collected and at interpreter exit, which then waits for callbacks still running.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: Union[str, ModelCallable, None] = None,
+        model_name: Optional[str] = None,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        workspace: Optional[PathLike] = None,
+        transcripts: Union[PathLike, bool, None] = None,
+        agents_dirs: Optional[Iterable[PathLike]] = None,
+        scheduler_threads: Optional[int] = None,
+        execution_threads: Optional[int] = None,
+        max_queued: Optional[int] = None,
+        max_parallel: Optional[int] = None,
+        max_depth: Optional[int] = None,
+        poll_interval: Optional[Seconds] = None,
+        execution_timeout: Optional[Seconds] = None,
+        queue_timeout: Optional[Seconds] = None,
+        wait_timeout: Optional[Seconds] = None,
+        shutdown_grace: Optional[Seconds] = None,
+        tools: Iterable[Union[Callable[..., Any], Tool[Any]]] = (),
+        on_event: Optional[EventCallable] = None,
+        **settings: Any,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._native: Optional[NativeRuntime] = None
+        self._closed = False
+        self._running = 0  # calls into the native runtime in progress
+        self._model: Optional[ModelCallable] = None
+        self._model_name = model_name or "python"
+        if callable(model):
+            self._model = model
+        elif model is not None:
+            settings["model"] = model
+        if transcripts is False:
+            transcripts = "off"
+        elif transcripts is True:
+            transcripts = None
+        settings.update(
+            api_key=api_key,
+            base_url=base_url,
+            # Pinned now, although the native runtime is built later.
+            workspace=os.fspath(workspace) if workspace is not None else os.getcwd(),
+            transcripts=os.fspath(transcripts) if transcripts is not None else None,
+            agents_dirs=[os.fspath(path) for path in agents_dirs]
+            if agents_dirs is not None
+            else None,
+            scheduler_threads=scheduler_threads,
+            execution_threads=execution_threads,
+            max_queued=max_queued,
+            max_parallel=max_parallel,
+            max_depth=max_depth,
+            poll_interval=_seconds(poll_interval),
+            execution_timeout=_seconds(execution_timeout),
+            queue_timeout=_seconds(queue_timeout),
+            wait_timeout=_seconds(wait_timeout),
+            shutdown_grace=_seconds(shutdown_grace),
+        )
+        self._settings_json = json.dumps(
+            {key: value for key, value in settings.items() if value is not None}
+        )
+        validate_settings(self._settings_json)
+        self._tools: List[Tool[Any]] = [as_tool(function) for function in tools]
+        self._on_event = on_event
+        _live.add(self)
+
+    # --- life cycle -------------------------------------------------------------------
+
+    def start(self) -> "Runtime":
+        """Builds the native runtime now (instead of at the first call) and returns self.
+
+        Raises :class:`ConfigError` for a configuration that cannot work (no model, a
+        missing workspace, a tool name taken twice).
+        """
+        self._enter()
+        self._leave()
+        return self
+
+    @property
+    def started(self) -> bool:
+        """Whether the native runtime has been built."""
+        return self._native is not None
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Cancels every running task, waits for the calls in progress to return, and
+        releases the runtime (waiting up to ``shutdown_grace`` for its jobs). Idempotent.
+        Later calls raise :class:`Shutdown`.
+
+        Not from inside one of this runtime's callbacks (that raises :class:`Error`).
+        """
+        with self._lock:
+            if self._closed:
+                return
+            native = self._native
+            if native is not None and native.called_back_here():
+                raise Error("a runtime cannot be closed from inside one of its own callbacks")
+            self._closed = True
+            if native is not None:
+                # Calls in progress return at once once their tasks are cancelled; one
+                # that had not submitted yet is caught by the next round.
+                while self._running:
+                    native.cancel_all()
+                    self._idle.wait(0.05)
+        _live.discard(self)
+        if native is not None:
+            native.free()
+
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            native = getattr(self, "_native", None)
+            if native is not None and native.called_back_here():
+                log.warning("a subtask runtime was dropped inside its own callback; not freed")
+                return
+            if hasattr(self, "_lock"):
+                self.close()
+        except Exception:  # pragma: no cover - never raise from __del__
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "started" if self._native else "not started"
+        return f"<subtask.Runtime {state}, {len(self._tools)} host tool(s)>"
+
+    def _enter(self) -> NativeRuntime:
+        """Marks a call into the native runtime in progress (building it the first time)."""
+        with self._lock:
+            if self._closed:
+                raise Shutdown("this subtask runtime is closed; make a new Runtime", 6)
+            if self._native is None:
+                self._native = self._build()
+            self._running += 1
+            return self._native
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._running -= 1
+            if self._running == 0:
+                self._idle.notify_all()
+
+    def _build(self) -> NativeRuntime:
+        model: Optional[Tuple[str, Handler]] = None
+        if self._model is not None:
+            model = (self._model_name, self._model_handler(self._model))
+        tools = [
+            (
+                tool.name,
+                tool.description,
+                json.dumps(tool.parameters),
+                tool.read_only,
+                self._tool_handler(tool),
+            )
+            for tool in self._tools
+        ]
+        on_event = self._event_handler(self._on_event) if self._on_event else None
+        return NativeRuntime(self._settings_json, model, tools, on_event)
+
+    # The handlers below never raise: an exception must not cross into the runtime.
+    # They hold no reference to the Runtime, so dropping it frees it.
+
+    @staticmethod
+    def _model_handler(model: ModelCallable) -> Handler:
+        def handle(request_json: str) -> Tuple[int, str]:
+            try:
+                return 0, _response_text(model(json.loads(request_json)))
+            except BaseException as exception:  # noqa: BLE001 - reported to the run
+                log.debug("the model callable raised", exc_info=True)
+                return 1, f"the model callable raised {_describe_exception(exception)}"
+
+        return handle
+
+    @staticmethod
+    def _tool_handler(tool: Tool[Any]) -> Handler:
+        def handle(input_json: str) -> Tuple[int, str]:
+            try:
+                return 0, tool.invoke(input_json)
+            except BaseException as exception:  # noqa: BLE001 - reported to the model
+                log.debug("the tool %s raised", tool.name, exc_info=True)
+                return 1, _describe_exception(exception)
+
+        return handle
+
+    @staticmethod
+    def _event_handler(on_event: EventCallable) -> Callable[[str], None]:
+        def handle(event_json: str) -> None:
+            try:
+                on_event(json.loads(event_json))
+            except BaseException:  # noqa: BLE001 - an observer must not break a run
+                log.exception("the on_event callable raised; the event is skipped")
+
+        return handle
+
+    # --- tools --------------------------------------------------------------------------
+
+    @overload
+    def tool(self, func: Callable[..., R]) -> Tool[R]: ...
+
+    @overload
+    def tool(
+        self,
+        func: None = None,
+        *,
+        name: Optional[str] = None,
+        description: Optional[str] = None,
+        read_only: bool = False,
+    ) -> Callable[[Callable[..., R]], Tool[R]]: ...
+
+    def tool(
+        self,
+        func: Optional[Callable[..., R]] = None,
+        *,
+        name: Optional[str] = None,
+        description: Optional[str] = None,
+        read_only: bool = False,
+    ) -> Union[Tool[R], Callable[[Callable[..., R]], Tool[R]]]:
+        """Decorator: offers a function to this runtime's subagents as a tool (see
+        :func:`subtask.tool` for the schema). Only before the runtime is built (its first
+        call, or :meth:`start`); after that it raises :class:`Error`."""
+
+        def add(func: Callable[..., R]) -> Tool[R]:
+            tool = as_tool(func, name=name, description=description, read_only=read_only)
+            with self._lock:
+                if self._closed:
+                    raise Shutdown("this subtask runtime is closed; make a new Runtime", 6)
+                if self._native is not None:
+                    raise Error(
+                        f"cannot add the tool {tool.name!r}: tools must be added before the "
+                        "runtime's first call (task, call, stats, ...) or start()"
+                    )
+                self._tools.append(tool)
+            return tool
+
+        if func is not None:
+            return add(func)
+        return add
+
+    @property
+    def tools(self) -> List[Tool[Any]]:
+        """The host tools (a copy)."""
+        with self._lock:
+            return list(self._tools)
+
+    # --- the task tool --------------------------------------------------------------------
+
+    def call(self, arguments: Union[str, Mapping[str, Any]]) -> TaskOutput:
+        """Runs a ``task`` tool call exactly as a model sends it: one task
+        (``description``, ``prompt``, ``subagent_type`` and optional fields) or ``tasks``,
+        as JSON text or a mapping. Blocks until every run it started has ended (releasing
+        the GIL meanwhile) and returns all the results.
+
+        Runs that fail, time out or are cancelled are results (see :class:`TaskResult`),
+        not exceptions. Raises :class:`InvalidInput` when the call is refused before
+        anything ran (the message names the field), :class:`Shutdown` after :meth:`close`.
+        """
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        native = self._enter()
+        try:
+            output = native.task(text)
+        finally:
+            self._leave()
+        return TaskOutput.from_json(json.loads(output))
+
+    def task(
+        self,
+        description: str,
+        prompt: str,
+        subagent_type: str,
+        *,
+        model: Optional[str] = None,
+        cwd: Optional[PathLike] = None,
+        tools: Optional[Sequence[str]] = None,
+        read_only: Optional[bool] = None,
+        context: Optional[str] = None,
+        files: Optional[Sequence[PathLike]] = None,
+        output: Optional[str] = None,
+        timeout_seconds: Optional[Seconds] = None,
+        resume: Optional[str] = None,
+        **fields: Any,
+    ) -> TaskResult:
+        """Runs one subagent and returns its result; blocks until it ends (releasing the
+        GIL).
+
+        ``description`` (3-5 words), ``prompt`` (complete on its own) and
+        ``subagent_type`` (``general-purpose``, ``explore``, ``plan``, ``bash`` or a custom
+        type) are required. Optional: ``model`` (another model for this run), ``cwd``,
+        ``tools`` (a subset of the type's), ``read_only``, ``context``, ``files``
+        (included in the prompt), ``output`` (what a good answer looks like),
+        ``timeout_seconds``, ``resume`` (a run id, to continue that conversation).
+
+        A run that fails, times out or is cancelled returns a :class:`TaskResult` with
+        that ``status`` and ``error``: check ``result.ok`` or call
+        ``result.raise_for_status()``. Raises :class:`InvalidInput` for a refused call (the
+        message names the field), :class:`Shutdown` after :meth:`close`.
+        """
+        if model is not None and not isinstance(model, str):
+            raise InvalidInput(
+                "`model` must be one model here; for a list of models use Runtime.call(), "
+                "which returns one result per model",
+                1,
+            )
+        arguments = _task_arguments(
+            description=description,
+            prompt=prompt,
+            subagent_type=subagent_type,
+            model=model,
+            cwd=cwd,
+            tools=tools,
+            read_only=read_only,
+            context=context,
+            files=files,
+            output=output,
+            timeout_seconds=timeout_seconds,
+            resume=resume,
+            **fields,
+        )
+        results = self.call(arguments).results
+        if len(results) != 1:  # pragma: no cover - one task, one model: one run
+            raise Error(f"expected one result, got {len(results)}", 12)
+        return results[0]
+
+    def task_parallel(self, tasks: Sequence[Mapping[str, Any]]) -> List[TaskResult]:
+        """Runs several independent tasks at once (one ``task`` call with ``tasks``) and
+        returns their results in request order. Each task is a mapping of
+        :meth:`task`'s fields (``description``, ``prompt``, ``subagent_type``, ...).
+
+        At most ``max_parallel`` tasks (10 by default); ``execution_threads`` run at once,
+        the rest wait for a slot. A bad task refuses the whole call (:class:`InvalidInput`)
+        and runs nothing; runs that fail are results, as in :meth:`task`.
+        """
+        if isinstance(tasks, Mapping):
+            raise InvalidInput("`tasks` must be a list of tasks, not one task", 1)
+        return self.call({"tasks": [_task_arguments(**task) for task in tasks]}).results
+
+    def tool_definition(self, format: str = "openai") -> Dict[str, Any]:
+        """The ``task`` tool's definition for a model: ``format`` ``"openai"``
+        (``{"type": "function", "function": {...}}``), ``"anthropic"`` (``{"name",
+        "description", "input_schema"}``) or ``"mcp"`` (a ``tools/list`` entry). Its
+        description is written from this runtime's types, tools and limits."""
+        if format not in _FORMATS:
+            raise InvalidInput(f"unknown format {format!r}: use {', '.join(_FORMATS)}", 1)
+        native = self._enter()
+        try:
+            return dict(json.loads(native.tool_definition(format)))
+        finally:
+            self._leave()
+
+    # --- the host's view --------------------------------------------------------------------
+
+    def cancel(self, task_id: str) -> bool:
+        """Cancels the live task ``task_id`` (the ``task`` of an event, or a run id);
+        returns whether it was live. Its ``task`` call returns at once with status
+        ``cancelled``."""
+        native = self._enter()
+        try:
+            return native.cancel(task_id)
+        finally:
+            self._leave()
+
+    def cancel_all(self) -> int:
+        """Cancels every live task; returns how many."""
+        native = self._enter()
+        try:
+            return native.cancel_all()
+        finally:
+            self._leave()
+
+    def stats(self) -> Dict[str, int]:
+        """The runtime's counters: ``queued``, ``running``, ``zombies`` (jobs still running
+        after their task ended), ``live``, and totals ``submitted``, ``rejected``,
+        ``completed``, ``failed``, ``cancelled``, ``timed_out``."""
+        native = self._enter()
+        try:
+            return dict(json.loads(native.stats()))
+        finally:
+            self._leave()
+
+
+def _task_arguments(**fields: Any) -> Dict[str, Any]:
+    """One task's fields as the ``task`` tool takes them (``None`` left out)."""
+    arguments: Dict[str, Any] = {}
+    for key, value in fields.items():
+        if value is None:
+            continue
+        if key == "timeout_seconds":
+            value = _seconds(value)
+        elif key == "cwd":
+            value = os.fspath(value)
+        elif key in ("files", "tools") and not isinstance(value, str):
+            value = [os.fspath(item) for item in value]
+        arguments[key] = value
+    return arguments
