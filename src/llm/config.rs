@@ -53,6 +53,10 @@ pub enum Provider {
     OpenAiCompat,
     /// Anthropic's Messages API (`anthropic:`).
     Anthropic,
+    /// A script of turns in a JSON file (`scripted:<path>`), played in-process: for demos
+    /// and offline tests of the command line and MCP server. See
+    /// [`ScriptedModel::from_file`](super::ScriptedModel::from_file).
+    Scripted,
 }
 
 impl Provider {
@@ -62,6 +66,7 @@ impl Provider {
             Provider::OpenAi => "openai",
             Provider::OpenAiCompat => "openai-compat",
             Provider::Anthropic => "anthropic",
+            Provider::Scripted => "scripted",
         }
     }
 
@@ -70,6 +75,7 @@ impl Provider {
             "openai" => Some(Provider::OpenAi),
             "openai-compat" | "openai-compatible" | "compat" => Some(Provider::OpenAiCompat),
             "anthropic" | "claude" => Some(Provider::Anthropic),
+            "scripted" => Some(Provider::Scripted),
             _ => None,
         }
     }
@@ -78,7 +84,7 @@ impl Provider {
     pub fn key_var(self) -> &'static str {
         match self {
             Provider::OpenAi | Provider::OpenAiCompat => "OPENAI_API_KEY",
-            Provider::Anthropic => "ANTHROPIC_API_KEY",
+            Provider::Anthropic | Provider::Scripted => "ANTHROPIC_API_KEY",
         }
     }
 
@@ -86,7 +92,7 @@ impl Provider {
     pub fn base_url_var(self) -> &'static str {
         match self {
             Provider::OpenAi | Provider::OpenAiCompat => "OPENAI_BASE_URL",
-            Provider::Anthropic => "ANTHROPIC_BASE_URL",
+            Provider::Anthropic | Provider::Scripted => "ANTHROPIC_BASE_URL",
         }
     }
 }
@@ -243,6 +249,9 @@ impl ModelConfig {
     }
 
     fn fill_from(mut self, get: &dyn Fn(&str) -> Option<String>) -> ModelConfig {
+        if self.provider == Provider::Scripted {
+            return self; // no key, no server
+        }
         if self.api_key.is_none() {
             self.api_key = get(self.provider.key_var()).map(ApiKey::new);
         }
@@ -295,6 +304,9 @@ impl ModelConfig {
     /// or the base URL (`openai-compat`) is missing, naming the variable to set.
     pub fn build(&self) -> Result<Arc<dyn ChatModel>, Error> {
         match self.provider {
+            Provider::Scripted => Ok(Arc::new(super::ScriptedModel::from_file(
+                std::path::Path::new(&self.model),
+            )?)),
             Provider::Anthropic => {
                 let mut config = AnthropicConfig::new(&self.model, self.required_key()?);
                 config.base_url = self.base_url.clone();

@@ -151,6 +151,8 @@ impl SentRequest {
 pub struct ScriptedModel {
     name: String,
     turns: Mutex<VecDeque<ScriptedTurn>>,
+    /// Plays when the script has run out (a script file repeats its last turn).
+    fallback: Option<Box<dyn Fn() -> ScriptedTurn + Send + Sync>>,
     requests: Mutex<Vec<SentRequest>>,
     price: Option<Price>,
     next_id: AtomicU64,
@@ -162,10 +164,55 @@ impl ScriptedModel {
         ScriptedModel {
             name: "scripted:model".to_string(),
             turns: Mutex::new(turns.into_iter().collect()),
+            fallback: None,
             requests: Mutex::new(Vec::new()),
             price: None,
             next_id: AtomicU64::new(1),
         }
+    }
+
+    /// A model that plays the script in a JSON file, then repeats its last turn: the
+    /// `scripted:<path>` model of [`ModelConfig`](super::ModelConfig), for demos and for
+    /// testing the command line and MCP server without a provider. The file is an array
+    /// of turns, each one of:
+    ///
+    /// ```json
+    /// {"text": "the answer"}
+    /// {"text": "optional", "tool_calls": [{"name": "read", "arguments": {"path": "README.md"}}]}
+    /// {"error": "what went wrong"}
+    /// {"stall": true}
+    /// ```
+    ///
+    /// and any turn may add `"delay_ms": 500`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the file and the turn at fault.
+    pub fn from_file(path: &std::path::Path) -> Result<ScriptedModel, Error> {
+        let fail = |message: String| Error::config(format!("{}: {message}", path.display()));
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| fail(format!("cannot read it: {error}")))?;
+        let turns: Vec<Value> = serde_json::from_str(&text)
+            .map_err(|error| fail(format!("not a JSON array of turns: {error}")))?;
+        if turns.is_empty() {
+            return Err(fail("the script has no turns".into()));
+        }
+        for (index, turn) in turns.iter().enumerate() {
+            file_turn(turn).map_err(|problem| fail(format!("turn {}: {problem}", index + 1)))?;
+        }
+        let last = turns.last().cloned().unwrap_or_default();
+        let mut model = ScriptedModel::new(
+            turns
+                .iter()
+                .map(|turn| file_turn(turn).unwrap_or(ScriptedTurn::Stall)),
+        );
+        model.fallback = Some(Box::new(move || {
+            file_turn(&last).unwrap_or(ScriptedTurn::Stall)
+        }));
+        let name = path
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned());
+        Ok(model.named(name.as_deref().unwrap_or("script")))
     }
 
     /// Names it (`scripted:<name>`) in usage and logs.
@@ -274,7 +321,8 @@ impl ChatModel for ScriptedModel {
             requests.push(sent.clone());
             requests.len()
         };
-        let Some(turn) = self.turns.lock().pop_front() else {
+        let next = self.turns.lock().pop_front();
+        let Some(turn) = next.or_else(|| self.fallback.as_ref().map(|make| make())) else {
             return Err(Error::other(format!(
                 "{}: no scripted turn left for request {number}; add turns to the script",
                 self.name
@@ -313,6 +361,47 @@ impl fmt::Debug for ScriptedModel {
             .field("remaining", &self.remaining())
             .finish_non_exhaustive()
     }
+}
+
+/// One turn of a script file.
+fn file_turn(turn: &Value) -> Result<ScriptedTurn, String> {
+    let Some(fields) = turn.as_object() else {
+        return Err("a turn must be an object".into());
+    };
+    let text = fields
+        .get("text")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let played = if let Some(error) = fields.get("error") {
+        let message = error.as_str().ok_or("`error` must be a string")?;
+        ScriptedTurn::Fail(Error::other(message.to_string()))
+    } else if fields.get("stall") == Some(&Value::Bool(true)) {
+        ScriptedTurn::Stall
+    } else if let Some(calls) = fields.get("tool_calls") {
+        let calls = calls.as_array().ok_or("`tool_calls` must be an array")?;
+        let calls = calls
+            .iter()
+            .map(|call| {
+                let name = call["name"]
+                    .as_str()
+                    .ok_or("each tool call needs a `name`")?;
+                Ok((
+                    name.to_string(),
+                    call.get("arguments").cloned().unwrap_or_default(),
+                ))
+            })
+            .collect::<Result<Vec<_>, &str>>()?;
+        ScriptedTurn::ToolCalls { text, calls }
+    } else if fields.contains_key("text") {
+        ScriptedTurn::Text(text)
+    } else {
+        return Err("give `text`, `tool_calls`, `error` or `stall`".into());
+    };
+    Ok(match fields.get("delay_ms").and_then(Value::as_u64) {
+        Some(delay) => played.delayed(Duration::from_millis(delay)),
+        None => played,
+    })
 }
 
 /// About four characters a token, at least one for any text.
@@ -359,6 +448,35 @@ mod tests {
         let token = CancelToken::with_timeout(Duration::from_millis(20));
         let error = ask(&model, &token).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Timeout);
+    }
+
+    #[test]
+    fn a_script_file_plays_then_repeats_its_last_turn() {
+        let path = std::env::temp_dir().join(format!("subtask-script-{}.json", std::process::id()));
+        std::fs::write(
+            &path,
+            r#"[{"tool_calls": [{"name": "ls", "arguments": {}}]}, {"text": "done", "delay_ms": 1}]"#,
+        )
+        .unwrap();
+        let model = crate::llm::ModelConfig::parse(&format!("scripted:{}", path.display()))
+            .unwrap()
+            .with_env()
+            .build()
+            .unwrap();
+        let token = CancelToken::new();
+        let messages = [Message::user("hi")];
+        let ask = || {
+            model
+                .chat(&ChatRequest::new("", &messages), &token, &mut |_| {})
+                .unwrap()
+        };
+        assert_eq!(ask().stop_reason, StopReason::ToolUse);
+        assert_eq!(ask().message.text(), "done");
+        assert_eq!(ask().message.text(), "done");
+        std::fs::write(&path, r#"[{"colour": "red"}]"#).unwrap();
+        let error = ScriptedModel::from_file(&path).unwrap_err();
+        assert!(error.message().contains("turn 1"), "{error}");
+        let _ = std::fs::remove_file(path);
     }
 
     #[test]
