@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Python package from this checkout into .venv (created if missing) and runs its
-# tests. Needs python3 (3.9+) and cargo on PATH; PyPI for maturin, cffi and pytest.
+# tests. Needs python3 (3.9+) and cargo on PATH; PyPI for maturin, cffi, pytest and mcp (the
+# official MCP SDK, for test_mcp.py: Python 3.10+ only, skipped on 3.9).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,8 +16,8 @@ fi
 # `pip install -e .` leaves the generated cffi module in the source tree, and a later
 # `pip install .` then fails ("overwrote an existing tracked file"): start clean.
 rm -rf python/subtask/_native
-echo "== pip install . pytest (builds the cdylib in release mode)"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check . pytest
+echo "== pip install . pytest mcp (builds the cdylib in release mode)"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check . pytest "mcp; python_version >= '3.10'"
 echo "== pytest python/tests"
 # From the repository root, `import subtask` finds the installed package, not python/.
 .venv/bin/python -m pytest -q -p no:cacheprovider python/tests "$@"

@@ -68,6 +68,7 @@ pub mod agent;
 mod error;
 pub mod ffi;
 pub mod llm;
+pub mod mcp;
 mod runtime;
 mod script;
 pub mod subagents;

@@ -10,7 +10,9 @@ use super::{Hooks, SubagentRegistry, SubagentSpec, SubagentStart, SubagentStop};
 use crate::agent::{Agent, AgentLimits, AgentResult, AgentStop, RunContext};
 use crate::error::{Error, ErrorKind};
 use crate::llm::{ChatModel, Message, ModelConfig};
-use crate::runtime::{CancelToken, Progress, RunOptions, Runtime, TaskHandle, panic_message};
+use crate::runtime::{
+    CancelToken, Observer, Progress, RunOptions, Runtime, TaskHandle, panic_message,
+};
 use crate::tools::{ToolRegistry, Workspace};
 use crate::transcript::{DEFAULT_TRANSCRIPT_DIR, TranscriptStore};
 
@@ -311,8 +313,25 @@ impl Subagents {
         workspace: &Workspace,
         request: SubagentRequest,
     ) -> Result<SubagentHandle, Error> {
+        self.spawn_observed(runtime, workspace, request, None)
+    }
+
+    /// [`spawn`](Self::spawn) with an observer of this run's task alone (after the
+    /// runtime's own): how a host follows the runs of one `task` call.
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Self::spawn).
+    pub fn spawn_observed(
+        &self,
+        runtime: &Runtime,
+        workspace: &Workspace,
+        request: SubagentRequest,
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Result<SubagentHandle, Error> {
         let spec = self.spec(&request.subagent)?;
         let mut options = RunOptions::new().label(&spec.name);
+        options.observer = observer;
         if let Some(timeout) = request.timeout.or(spec.timeout) {
             options = options.execution_timeout(timeout);
         }

@@ -3,13 +3,14 @@
 //! the call returns the answers.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::llm::Message;
-use crate::runtime::Runtime;
+use crate::runtime::{CancelToken, Observer, Runtime};
 use crate::subagents::{SubagentRequest, Subagents, TASK_TOOL, Transcripts};
 use crate::tools::{Tool, ToolContext, Workspace};
 
@@ -103,6 +104,57 @@ pub struct TaskTool {
     depth: u32,
     /// Written from the settings above whenever they change.
     description: String,
+}
+
+/// How a host follows and stops one `task` call: an observer of its runs' events and a
+/// token that cancels them. The MCP server gives each `tools/call` its own.
+///
+/// ```
+/// use subtask::task_tool::CallOptions;
+/// use subtask::{CancelToken, Event};
+///
+/// let token = CancelToken::new();
+/// let options = CallOptions::new()
+///     .observer(|event: &Event| eprintln!("{event}"))
+///     .cancel_token(token.clone());
+/// // task.call_json_with(&arguments, &options) on a thread; `token.cancel()` stops its runs.
+/// # let _ = options;
+/// ```
+#[derive(Clone, Default)]
+pub struct CallOptions {
+    observer: Option<Arc<dyn Observer>>,
+    cancel: Option<CancelToken>,
+}
+
+impl CallOptions {
+    /// No observer, no token: what [`TaskTool::call_json`] uses.
+    pub fn new() -> CallOptions {
+        CallOptions::default()
+    }
+
+    /// Sees the events of this call's runs (and no other task's), after the runtime's
+    /// observers. Defaults to none.
+    pub fn observer(mut self, observer: impl Observer + 'static) -> CallOptions {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
+    /// Tripping `token` cancels every run of the call (the call then returns with those
+    /// runs `cancelled`); a token tripped before the call cancels each run as it is
+    /// submitted. Defaults to none.
+    pub fn cancel_token(mut self, token: CancelToken) -> CallOptions {
+        self.cancel = Some(token);
+        self
+    }
+}
+
+impl std::fmt::Debug for CallOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallOptions")
+            .field("observer", &self.observer.is_some())
+            .field("cancel", &self.cancel)
+            .finish()
+    }
 }
 
 /// One run, checked and ready to submit.
@@ -311,17 +363,46 @@ impl TaskTool {
     /// Runs a call: checks every task first (a bad one runs none), submits them all,
     /// then waits for each, keeping every answer in request order.
     pub fn call_json(&self, arguments: &Value) -> TaskOutput {
+        self.call_json_with(arguments, &CallOptions::new())
+    }
+
+    /// [`call_json`](Self::call_json), observed and cancellable as `options` say.
+    pub fn call_json_with(&self, arguments: &Value, options: &CallOptions) -> TaskOutput {
         let started = Instant::now();
         let planned = match self.plan(arguments) {
             Ok(planned) => planned,
             Err(message) => return TaskOutput::invalid(message),
         };
+        // Kept until every run has ended; dropping them unregisters the cancel actions.
+        let mut cancel_guards = Vec::new();
         let submitted: Vec<_> = planned
             .into_iter()
             .map(|plan| {
-                let handle =
-                    self.subagents
-                        .spawn(&self.runtime, &plan.workspace, plan.request.clone());
+                if options
+                    .cancel
+                    .as_ref()
+                    .is_some_and(CancelToken::is_cancelled)
+                {
+                    // A call cancelled before this run was submitted starts nothing more.
+                    let error = Error::new(
+                        ErrorKind::Cancelled,
+                        "the call was cancelled before this run started",
+                    );
+                    return (plan, Err(error));
+                }
+                let handle = self.subagents.spawn_observed(
+                    &self.runtime,
+                    &plan.workspace,
+                    plan.request.clone(),
+                    options.observer.clone(),
+                );
+                if let (Some(token), Ok(handle)) = (&options.cancel, &handle) {
+                    let runtime = self.runtime.clone();
+                    let id = handle.task_id().clone();
+                    cancel_guards.push(token.on_cancel(move || {
+                        runtime.cancel(id.as_str());
+                    }));
+                }
                 (plan, handle)
             })
             .collect();
@@ -332,6 +413,7 @@ impl TaskTool {
                 Err(error) => TaskResult::from_error(&plan, None, &error),
             })
             .collect();
+        drop(cancel_guards);
         TaskOutput::new(results, started.elapsed())
     }
 
@@ -675,8 +757,10 @@ impl Tool for TaskTool {
         TaskTool::parameters(self)
     }
 
-    fn call(&self, input: &Value, _context: &ToolContext<'_>) -> Result<String, Error> {
-        let output = self.call_json(input);
+    fn call(&self, input: &Value, context: &ToolContext<'_>) -> Result<String, Error> {
+        // Runs started by a run end with it: cancelling the caller cancels them.
+        let options = CallOptions::new().cancel_token(context.token().clone());
+        let output = self.call_json_with(input, &options);
         if output.is_error {
             Err(Error::tool(output.to_text()))
         } else {

@@ -1,0 +1,115 @@
+//! What every command builds: the workspace, the model, and the `task` tool over a runtime.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use subtask::llm::{ChatModel, FunctionModel, ModelConfig};
+use subtask::subagents::{SubagentRegistry, Subagents, Transcripts};
+use subtask::task_tool::TaskTool;
+use subtask::tools::{Workspace, builtin_tools};
+use subtask::{Observer, Runtime};
+
+use crate::Failure;
+
+/// How long the runtime gives runs to return once cancelled, at exit.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// The settings `run` and `mcp` share.
+#[derive(Debug, Args)]
+pub struct Settings {
+    /// The model: provider:model or an alias (sonnet, haiku, mini…) [default: $SUBTASK_MODEL]
+    #[arg(short, long, value_name = "MODEL")]
+    pub model: Option<String>,
+
+    /// Execution timeout of each run, in seconds, and the longest a task may ask for
+    /// [default: 300, or the subagent type's own]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Option<Duration>,
+
+    /// Keep no transcripts (by default each run writes .subtask/transcripts/<run-id>.jsonl,
+    /// which --resume reads)
+    #[arg(long)]
+    pub no_transcripts: bool,
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    if !(seconds.is_finite() && seconds >= 0.001) {
+        return Err(format!("'{text}': give at least 0.001 seconds"));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("'{text}' is too long"))
+}
+
+impl Settings {
+    /// The model: `--model`, else the environment's.
+    ///
+    /// # Errors
+    ///
+    /// A usage failure naming the variable or flag to set.
+    pub fn model(&self) -> Result<Arc<dyn ChatModel>, Failure> {
+        let config = match &self.model {
+            Some(spec) => ModelConfig::parse(spec)
+                .map(ModelConfig::with_env)
+                .map_err(|error| error.with_context("--model")),
+            None => ModelConfig::from_env().map_err(|error| {
+                subtask::Error::config(format!("{}; or pass --model", error.message()))
+            }),
+        };
+        Ok(config?.build()?)
+    }
+}
+
+/// The workspace: `--cwd`, else the current directory.
+pub fn workspace(cwd: Option<&Path>) -> Result<Workspace, Failure> {
+    let workspace = match cwd {
+        Some(dir) => Workspace::new(dir),
+        None => Workspace::current_dir(),
+    };
+    workspace.map_err(|error| Failure::usage(format!("--cwd: {}", error.message())))
+}
+
+/// The built-in subagent types and those of the workspace's `.subtask/agents/`.
+pub fn types(workspace: &Workspace) -> Result<SubagentRegistry, Failure> {
+    let mut types = SubagentRegistry::builtin();
+    types.load_workspace(workspace)?;
+    Ok(types)
+}
+
+/// A stand-in for `agents` and `schema`, which describe the tool without running it: they
+/// must work with no model configured.
+pub fn no_model() -> Arc<dyn ChatModel> {
+    Arc::new(FunctionModel::new("none", |_request| {
+        Err("no model configured: set SUBTASK_MODEL or pass --model".to_string())
+    }))
+}
+
+/// The `task` tool over a new runtime, with the workspace's types, the built-in tools and
+/// `settings`; `observer` sees every task's events.
+pub fn task_tool(
+    workspace: &Workspace,
+    model: Arc<dyn ChatModel>,
+    settings: &Settings,
+    observer: Option<Arc<dyn Observer>>,
+) -> Result<TaskTool, Failure> {
+    let mut runtime = Runtime::builder();
+    if let Some(timeout) = settings.timeout {
+        runtime = runtime.execution_timeout(timeout);
+    }
+    if let Some(observer) = observer {
+        runtime = runtime.observer(move |event: &subtask::Event| observer.on_event(event));
+    }
+    let mut subagents = Subagents::new(model, builtin_tools()).types(types(workspace)?);
+    if settings.no_transcripts {
+        subagents = subagents.transcripts(Transcripts::Off);
+    }
+    Ok(TaskTool::new(
+        runtime.build()?,
+        subagents,
+        workspace.clone(),
+    ))
+}
