@@ -5,12 +5,17 @@
 //! `cargo bench --bench facade -- --json` prints one JSON object on stdout and nothing else
 //! (progress goes to stderr). Other arguments (cargo adds `--bench`) are ignored.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
+
+use common::Samples;
 
 use subtask::{ErrorKind, RunOptions, Runtime};
 
@@ -306,34 +311,6 @@ impl Latch {
             "{} of the expected jobs never started",
             *remaining
         );
-    }
-}
-
-/// Sorted durations.
-struct Samples(Vec<Duration>);
-
-impl Samples {
-    fn new(mut samples: Vec<Duration>) -> Samples {
-        assert!(!samples.is_empty(), "a metric needs at least one sample");
-        samples.sort_unstable();
-        Samples(samples)
-    }
-
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    fn percentile(&self, percent: usize) -> Duration {
-        let index = (self.0.len() * percent / 100).min(self.0.len() - 1);
-        self.0[index]
-    }
-
-    fn micros(&self, percent: usize) -> f64 {
-        self.percentile(percent).as_secs_f64() * 1e6
-    }
-
-    fn millis(&self, percent: usize) -> f64 {
-        self.percentile(percent).as_secs_f64() * 1e3
     }
 }
 

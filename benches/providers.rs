@@ -12,11 +12,16 @@
 #[path = "../tests/support/llm_server.rs"]
 mod llm_server;
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use common::Samples;
 
 use llm_server::{
     LlmServer, Reply, anthropic_stream_text, anthropic_text, openai_rate_limit, openai_stream_text,
@@ -358,34 +363,6 @@ fn cancel_after_request(scenario: Scenario) -> CancelTimes {
     drop(model);
     drop(server);
     CancelTimes::collect(samples, connections)
-}
-
-/// Sorted durations.
-struct Samples(Vec<Duration>);
-
-impl Samples {
-    fn new(mut samples: Vec<Duration>) -> Samples {
-        assert!(!samples.is_empty(), "a metric needs at least one sample");
-        samples.sort_unstable();
-        Samples(samples)
-    }
-
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    fn percentile(&self, percent: usize) -> Duration {
-        let index = (self.0.len() * percent / 100).min(self.0.len() - 1);
-        self.0[index]
-    }
-
-    fn micros(&self, percent: usize) -> f64 {
-        self.percentile(percent).as_secs_f64() * 1e6
-    }
-
-    fn millis(&self, percent: usize) -> f64 {
-        self.percentile(percent).as_secs_f64() * 1e3
-    }
 }
 
 struct Connections {
