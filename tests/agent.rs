@@ -5,7 +5,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
@@ -17,46 +16,16 @@ use subtask::llm::{
     ContentBlock, Message, Price, Role, ScriptedModel, ScriptedTurn, SentRequest, ToolInput,
     ToolResult, ToolUse,
 };
-use subtask::tools::{Tool, ToolContext, ToolRegistry, Workspace, builtin_tools};
+use subtask::tools::{Tool, ToolContext, ToolRegistry, builtin_tools};
 use subtask::transcript::{Entry, TranscriptStore};
 use subtask::{CancelToken, Error, ErrorKind, Progress};
-use support::{PATIENCE, ms, wait_until, watchdog};
+use support::{PATIENCE, TempDir, ms, wait_until, watchdog};
 
 const SYSTEM: &str = "You are a test agent.";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// A directory under the system temp dir, unique to this process and call, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "subtask-agent-{tag}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).expect("create a temp dir");
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn workspace(&self) -> Workspace {
-        Workspace::new(&self.0).expect("a temp workspace")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 type Call = dyn Fn(&Value, &ToolContext<'_>) -> Result<String, Error> + Send + Sync;
 

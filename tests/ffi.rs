@@ -7,40 +7,17 @@ mod support;
 
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use serde_json::{Value, json};
 use subtask::ffi::*;
-use support::{Gate, PATIENCE, watchdog, watchdog_for};
+use support::{Gate, PATIENCE, TempDir, watchdog, watchdog_for};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// A directory under the system temp dir, unique to this process and call, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "subtask-ffi-{tag}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).expect("create a temp dir");
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn c(text: &str) -> CString {
     CString::new(text).unwrap()
@@ -196,7 +173,7 @@ impl Fixture {
     fn new(settings: Value, model: Handler, tools: Vec<(&str, Handler)>) -> Fixture {
         let workspace = TempDir::new("workspace");
         let mut settings = settings;
-        settings["workspace"] = json!(workspace.0);
+        settings["workspace"] = json!(workspace.path());
         settings["transcripts"] = json!("off");
         let mut handlers = vec![Box::new(model)];
         let events = Box::<Events>::default();
@@ -459,9 +436,9 @@ fn out_of_range_settings_are_refused_by_runtime_new() {
     for (key, value) in [
         ("execution_threads", json!(0)),
         ("poll_interval", json!(0)),
-        ("workspace", json!(workspace.0.join("missing"))),
+        ("workspace", json!(workspace.path().join("missing"))),
     ] {
-        let mut settings = json!({"transcripts": "off", "workspace": workspace.0});
+        let mut settings = json!({"transcripts": "off", "workspace": workspace.path()});
         settings[key] = value;
         let config = new_config(&settings.to_string());
         let model: Handler = Box::new(|_| reply(answer("unused")));
@@ -617,7 +594,8 @@ fn config_setters_check_their_arguments() {
 #[test]
 fn a_tool_name_taken_twice_is_a_configuration_error() {
     let workspace = TempDir::new("dup");
-    let config = new_config(&json!({"workspace": workspace.0, "transcripts": "off"}).to_string());
+    let config =
+        new_config(&json!({"workspace": workspace.path(), "transcripts": "off"}).to_string());
     let model: Handler = Box::new(|_| reply(answer("unused")));
     let mut runtime = ptr::dangling_mut::<subtask_runtime>();
     // SAFETY: a live config (freed once); the handler outlives the failed build.
@@ -1137,7 +1115,7 @@ fn one_config_builds_runtimes_that_outlive_it() {
     watchdog(|| {
         let workspace = TempDir::new("shared");
         let config =
-            new_config(&json!({"workspace": workspace.0, "transcripts": "off"}).to_string());
+            new_config(&json!({"workspace": workspace.path(), "transcripts": "off"}).to_string());
         let model: Handler = Box::new(|_| reply(answer("shared")));
         let mut runtimes = [ptr::null_mut(); 2];
         // SAFETY: a live config freed once before the runtimes are used; the handler

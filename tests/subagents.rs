@@ -5,9 +5,8 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,7 +25,7 @@ use subtask::tools::{Tool, ToolContext, ToolRegistry, Workspace, builtin_tools};
 use subtask::transcript::{Entry, TranscriptStore};
 use subtask::{CancelToken, Error, ErrorKind, Progress, Runtime};
 use support::llm_server::*;
-use support::{PATIENCE, watchdog};
+use support::{PATIENCE, TempDir, watchdog};
 
 const ALL_BUILTIN: [&str; 7] = ["bash", "read", "write", "edit", "ls", "glob", "grep"];
 const READ_ONLY: [&str; 4] = ["read", "ls", "glob", "grep"];
@@ -34,43 +33,6 @@ const READ_ONLY: [&str; 4] = ["read", "ls", "glob", "grep"];
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// A directory under the system temp dir, unique to this process and call, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "subtask-subagents-{tag}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).expect("create a temp dir");
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn workspace(&self) -> Workspace {
-        Workspace::new(&self.0).expect("a temp workspace")
-    }
-
-    fn write(&self, relative: &str, text: &str) -> PathBuf {
-        let path = self.0.join(relative);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `echo {text}` answers `echo: <text>`; `task` is a stand-in for the spawning tool.
 struct TestTool {

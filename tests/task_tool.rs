@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -24,11 +23,11 @@ use subtask::llm::{
 };
 use subtask::subagents::{ModelResolver, SubagentRegistry, SubagentSpec, Subagents, Transcripts};
 use subtask::task_tool::{TaskOutput, TaskTool, TaskToolConfig};
-use subtask::tools::{Tool, ToolContext, ToolRegistry, Workspace, builtin_tools};
+use subtask::tools::{Tool, ToolContext, ToolRegistry, builtin_tools};
 use subtask::transcript::TranscriptStore;
 use subtask::{CancelToken, Error, Runtime};
 use support::llm_server::{LlmServer, STREAM_USAGE, openai_stream_text};
-use support::{Gate, PATIENCE, Pass, wait_until, watchdog};
+use support::{Gate, PATIENCE, Pass, TempDir, wait_until, watchdog};
 
 const READ_ONLY: [&str; 4] = ["read", "ls", "glob", "grep"];
 const TYPES: [&str; 4] = ["general-purpose", "explore", "plan", "bash"];
@@ -36,43 +35,6 @@ const TYPES: [&str; 4] = ["general-purpose", "explore", "plan", "bash"];
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// A directory under the system temp dir, unique to this process and call, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "subtask-task-tool-{tag}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).expect("create a temp dir");
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn workspace(&self) -> Workspace {
-        Workspace::new(&self.0).expect("a temp workspace")
-    }
-
-    fn write(&self, relative: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
-        let path = self.0.join(relative);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, bytes).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `echo {text}` answers `echo: <text>`.
 struct EchoTool;

@@ -4,8 +4,6 @@
 mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::bounded;
@@ -15,34 +13,7 @@ use subtask::tools::{
     Workspace, WriteTool, builtin_tools, validate,
 };
 use subtask::{CancelToken, Error, ErrorKind};
-use support::{PATIENCE, wait_until, watchdog};
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "subtask-tools-{name}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+use support::{PATIENCE, TempDir, wait_until, watchdog};
 
 /// A workspace, a directory beside it (outside), and a task's token and process groups.
 struct Fixture {
