@@ -9,13 +9,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
-use common::Samples;
+use common::{Samples, Table};
 
 use subtask::{ErrorKind, RunOptions, Runtime};
 
@@ -354,35 +353,19 @@ impl Report {
     }
 
     fn table(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{:<26} {:>14}   {:<14} {:<2} samples",
-            "metric", "value", "target", "ok"
-        );
-        let mut row =
-            |metric: &str, value: String, target: Option<(String, bool)>, samples: &str| {
-                let (target, mark) = match target {
-                    Some((target, met)) => (target, if met { "✓" } else { "✗" }),
-                    None => (String::new(), ""),
-                };
-                let _ = writeln!(
-                    out,
-                    "{metric:<26} {value:>14}   {target:<14} {mark:<2} {samples}"
-                );
-            };
+        let mut table = Table::new(26, 14, 14);
         let at_most = |value: f64, target: f64, unit: &str| {
             Some((format!("≤ {target} {unit}"), value <= target))
         };
         let (wake50, wake99) = (self.wake.micros(50), self.wake.micros(99));
         let wake_n = format!("{}", self.wake.len());
-        row(
+        table.row(
             "wake latency p50",
             format!("{wake50:.1} µs"),
             at_most(wake50, WAKE_P50_TARGET_US, "µs"),
             &wake_n,
         );
-        row(
+        table.row(
             "wake latency p99",
             format!("{wake99:.1} µs"),
             at_most(wake99, WAKE_P99_TARGET_US, "µs"),
@@ -390,15 +373,15 @@ impl Report {
         );
         let (rt50, rt99) = (self.roundtrip.micros(50), self.roundtrip.micros(99));
         let rt_n = format!("{} (+{ROUNDTRIP_WARMUP} warm-up)", self.roundtrip.len());
-        row(
+        table.row(
             "round trip p50",
             format!("{rt50:.1} µs"),
             at_most(rt50, ROUNDTRIP_P50_TARGET_US, "µs"),
             &rt_n,
         );
-        row("round trip p99", format!("{rt99:.1} µs"), None, &rt_n);
+        table.row("round trip p99", format!("{rt99:.1} µs"), None, &rt_n);
         let per_s = self.throughput.per_second();
-        row(
+        table.row(
             "throughput",
             format!("{per_s:.0} jobs/s"),
             Some((
@@ -411,7 +394,7 @@ impl Report {
                 self.throughput.elapsed.as_secs_f64() * 1e3
             ),
         );
-        row(
+        table.row(
             "cascade never started",
             format!("{}", self.cascade.never_started),
             Some((
@@ -426,13 +409,14 @@ impl Report {
         );
         let (rec50, rec99) = (self.recovery.millis(50), self.recovery.millis(99));
         let rec_n = format!("{} ({RECOVERY_ROUNDS} rounds)", self.recovery.len());
-        row("slot recovery p50", format!("{rec50:.3} ms"), None, &rec_n);
-        row(
+        table.row("slot recovery p50", format!("{rec50:.3} ms"), None, &rec_n);
+        table.row(
             "slot recovery p99",
             format!("{rec99:.3} ms"),
             at_most(rec99, RECOVERY_P99_TARGET_MS, "ms"),
             &rec_n,
         );
+        let out = table.finish();
         format!(
             "subtask facade benchmark\n\
              reproduce: cargo bench --bench facade   (JSON: cargo bench --bench facade -- --json)\n\

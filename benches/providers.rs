@@ -15,13 +15,12 @@ mod llm_server;
 #[path = "common/mod.rs"]
 mod common;
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::Samples;
+use common::{Samples, Table};
 
 use llm_server::{
     LlmServer, Reply, anthropic_stream_text, anthropic_text, openai_rate_limit, openai_stream_text,
@@ -431,23 +430,7 @@ impl Report {
     }
 
     fn table(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{:<36} {:>12}   {:<10} {:<2} samples",
-            "metric", "value", "target", "ok"
-        );
-        let mut row =
-            |metric: &str, value: String, target: Option<(String, bool)>, samples: &str| {
-                let (target, mark) = match target {
-                    Some((target, met)) => (target, if met { "✓" } else { "✗" }),
-                    None => (String::new(), ""),
-                };
-                let _ = writeln!(
-                    out,
-                    "{metric:<36} {value:>12}   {target:<10} {mark:<2} {samples}"
-                );
-            };
+        let mut table = Table::new(36, 12, 10);
         for (name, overhead) in [
             ("openai round trip", &self.openai),
             ("openai stream round trip", &self.openai_stream),
@@ -460,7 +443,7 @@ impl Report {
                 overhead.connections
             );
             for percent in [50, 99] {
-                row(
+                table.row(
                     &format!("{name} p{percent}"),
                     format!("{:.1} µs", overhead.samples.micros(percent)),
                     None,
@@ -475,7 +458,7 @@ impl Report {
             ("connections, 100 anthropic requests", c.anthropic),
             ("connections, 100 anthropic streams", c.anthropic_stream),
         ] {
-            row(
+            table.row(
                 name,
                 format!("{count}"),
                 Some((
@@ -500,9 +483,9 @@ impl Report {
                 n.push_str(", STOPPED EARLY");
             }
             let p50 = times.samples.millis(50);
-            row(&format!("{name} p50"), format!("{p50:.3} ms"), None, &n);
+            table.row(&format!("{name} p50"), format!("{p50:.3} ms"), None, &n);
             let p99 = times.samples.millis(99);
-            row(
+            table.row(
                 &format!("{name} p99"),
                 format!("{p99:.3} ms"),
                 Some((
@@ -512,6 +495,7 @@ impl Report {
                 &n,
             );
         }
+        let out = table.finish();
         format!(
             "subtask providers benchmark (scripted HTTP server on 127.0.0.1)\n\
              reproduce: cargo bench --bench providers   (JSON: cargo bench --bench providers -- --json)\n\

@@ -4,15 +4,17 @@
 
 mod support;
 
+use support::{Seen, chat_with};
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use subtask::llm::{
-    ChatModel, ChatRequest, ChatResponse, ContentBlock, Delta, HttpOptions, Message, ModelConfig,
-    Role, StopReason, ToolInput, ToolResult, ToolSpec, ToolUse,
+    ChatModel, ChatRequest, ChatResponse, ContentBlock, HttpOptions, Message, ModelConfig, Role,
+    StopReason, ToolInput, ToolResult, ToolSpec, ToolUse,
 };
-use subtask::{CancelToken, Error, ErrorKind, ProviderDetails};
+use subtask::{Error, ErrorKind, ProviderDetails};
 use support::llm_server::*;
 use support::watchdog;
 
@@ -40,29 +42,6 @@ fn claude(server: &LlmServer, stream: bool) -> Arc<dyn ChatModel> {
         .stream(stream)
         .build()
         .unwrap()
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Seen {
-    Text(String),
-    Call(String),
-    Input(String),
-}
-
-fn chat_with(
-    model: &dyn ChatModel,
-    request: &ChatRequest<'_>,
-) -> (Result<ChatResponse, Error>, Vec<Seen>) {
-    let mut seen = Vec::new();
-    let result = model.chat(request, &CancelToken::new(), &mut |delta| {
-        seen.push(match delta {
-            Delta::Text(part) => Seen::Text(part.into()),
-            Delta::ToolCall { name } => Seen::Call(name.into()),
-            Delta::ToolInput(part) => Seen::Input(part.into()),
-            other => panic!("a delta of an unknown kind: {other:?}"),
-        })
-    });
-    (result, seen)
 }
 
 fn ask(model: &dyn ChatModel) -> (Result<ChatResponse, Error>, Vec<Seen>) {

@@ -4,15 +4,17 @@
 
 mod support;
 
+use support::{Seen, chat_with};
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use subtask::llm::{
-    ChatModel, ChatRequest, ChatResponse, ContentBlock, Delta, HttpOptions, Message, ModelConfig,
-    Role, StopReason, ToolInput, ToolResult, ToolSpec, ToolUse,
+    ChatModel, ChatRequest, ChatResponse, ContentBlock, HttpOptions, Message, ModelConfig, Role,
+    StopReason, ToolInput, ToolResult, ToolSpec, ToolUse,
 };
-use subtask::{CancelToken, Error, ErrorKind};
+use subtask::{Error, ErrorKind};
 use support::llm_server::*;
 use support::watchdog;
 
@@ -54,14 +56,6 @@ fn compat(server: &LlmServer, stream: bool) -> Arc<dyn ChatModel> {
         .unwrap()
 }
 
-/// A delta as the sink saw it, owned.
-#[derive(Debug, Clone, PartialEq)]
-enum Seen {
-    Text(String),
-    Call(String),
-    Input(String),
-}
-
 fn text(s: &str) -> Seen {
     Seen::Text(s.into())
 }
@@ -73,22 +67,6 @@ fn input(s: &str) -> Seen {
 }
 
 /// One call with a fresh token; the deltas the sink received, in order.
-fn chat_with(
-    model: &dyn ChatModel,
-    request: &ChatRequest<'_>,
-) -> (Result<ChatResponse, Error>, Vec<Seen>) {
-    let mut seen = Vec::new();
-    let result = model.chat(request, &CancelToken::new(), &mut |delta| {
-        seen.push(match delta {
-            Delta::Text(part) => Seen::Text(part.into()),
-            Delta::ToolCall { name } => Seen::Call(name.into()),
-            Delta::ToolInput(part) => Seen::Input(part.into()),
-            other => panic!("a delta of an unknown kind: {other:?}"),
-        })
-    });
-    (result, seen)
-}
-
 /// Asks "Summarize README" with the system prompt and no tools.
 fn ask(model: &dyn ChatModel) -> (Result<ChatResponse, Error>, Vec<Seen>) {
     let messages = [Message::user("Summarize README")];

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each benchmark uses its own subset
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 /// Sorted durations.
@@ -29,5 +30,55 @@ impl Samples {
 
     pub fn millis(&self, percent: usize) -> f64 {
         self.percentile(percent).as_secs_f64() * 1e3
+    }
+}
+
+/// A table of figures: metric, value, target and whether it is met, samples.
+pub struct Table {
+    metric: usize,
+    value: usize,
+    target: usize,
+    out: String,
+}
+
+impl Table {
+    /// A table with these column widths, header written.
+    pub fn new(metric: usize, value: usize, target: usize) -> Table {
+        let mut table = Table {
+            metric,
+            value,
+            target,
+            out: String::new(),
+        };
+        table.line("metric", "value", "target", "ok", "samples");
+        table
+    }
+
+    /// One row; `target` is the target's text and whether it is met.
+    pub fn row(
+        &mut self,
+        metric: &str,
+        value: String,
+        target: Option<(String, bool)>,
+        samples: &str,
+    ) {
+        let (target, mark) = match target {
+            Some((target, met)) => (target, if met { "✓" } else { "✗" }),
+            None => (String::new(), ""),
+        };
+        self.line(metric, &value, &target, mark, samples);
+    }
+
+    fn line(&mut self, metric: &str, value: &str, target: &str, mark: &str, samples: &str) {
+        let (m, v, t) = (self.metric, self.value, self.target);
+        let _ = writeln!(
+            self.out,
+            "{metric:<m$} {value:>v$}   {target:<t$} {mark:<2} {samples}"
+        );
+    }
+
+    /// The text.
+    pub fn finish(self) -> String {
+        self.out
     }
 }

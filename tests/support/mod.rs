@@ -256,3 +256,29 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A streamed delta as a model's sink saw it, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    Text(String),
+    Call(String),
+    Input(String),
+}
+
+/// Calls `model` with a fresh token, recording every delta.
+pub fn chat_with(
+    model: &dyn subtask::llm::ChatModel,
+    request: &subtask::llm::ChatRequest<'_>,
+) -> (Result<subtask::llm::ChatResponse, Error>, Vec<Seen>) {
+    use subtask::llm::Delta;
+    let mut seen = Vec::new();
+    let result = model.chat(request, &subtask::CancelToken::new(), &mut |delta| {
+        seen.push(match delta {
+            Delta::Text(part) => Seen::Text(part.into()),
+            Delta::ToolCall { name } => Seen::Call(name.into()),
+            Delta::ToolInput(part) => Seen::Input(part.into()),
+            other => panic!("a delta of an unknown kind: {other:?}"),
+        })
+    });
+    (result, seen)
+}
