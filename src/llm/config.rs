@@ -80,19 +80,21 @@ impl Provider {
         }
     }
 
-    /// The variable holding this provider's key.
-    pub fn key_var(self) -> &'static str {
+    /// The variable holding this provider's key (`None` for a scripted model).
+    pub fn key_var(self) -> Option<&'static str> {
         match self {
-            Provider::OpenAi | Provider::OpenAiCompat => "OPENAI_API_KEY",
-            Provider::Anthropic | Provider::Scripted => "ANTHROPIC_API_KEY",
+            Provider::OpenAi | Provider::OpenAiCompat => Some("OPENAI_API_KEY"),
+            Provider::Anthropic => Some("ANTHROPIC_API_KEY"),
+            Provider::Scripted => None,
         }
     }
 
-    /// The variable holding this provider's base URL.
-    pub fn base_url_var(self) -> &'static str {
+    /// The variable holding this provider's base URL (`None` for a scripted model).
+    pub fn base_url_var(self) -> Option<&'static str> {
         match self {
-            Provider::OpenAi | Provider::OpenAiCompat => "OPENAI_BASE_URL",
-            Provider::Anthropic | Provider::Scripted => "ANTHROPIC_BASE_URL",
+            Provider::OpenAi | Provider::OpenAiCompat => Some("OPENAI_BASE_URL"),
+            Provider::Anthropic => Some("ANTHROPIC_BASE_URL"),
+            Provider::Scripted => None,
         }
     }
 }
@@ -249,14 +251,15 @@ impl ModelConfig {
     }
 
     fn fill_from(mut self, get: &dyn Fn(&str) -> Option<String>) -> ModelConfig {
-        if self.provider == Provider::Scripted {
-            return self; // no key, no server
+        if self.api_key.is_none()
+            && let Some(var) = self.provider.key_var()
+        {
+            self.api_key = get(var).map(ApiKey::new);
         }
-        if self.api_key.is_none() {
-            self.api_key = get(self.provider.key_var()).map(ApiKey::new);
-        }
-        if self.base_url.is_none() {
-            self.base_url = get(self.provider.base_url_var());
+        if self.base_url.is_none()
+            && let Some(var) = self.provider.base_url_var()
+        {
+            self.base_url = get(var);
         }
         self
     }
@@ -349,7 +352,9 @@ impl ModelConfig {
             Error::config(format!(
                 "{} needs an API key: set {} or ModelConfig::api_key",
                 self.name(),
-                self.provider.key_var()
+                self.provider
+                    .key_var()
+                    .unwrap_or("the provider's key variable")
             ))
         })
     }
