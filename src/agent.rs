@@ -140,17 +140,27 @@ pub struct RunContext<'a> {
     workspace: &'a Workspace,
     progress: Option<&'a (dyn Fn(Progress) + Sync)>,
     transcript: Option<&'a Transcript>,
+    /// The nesting depth of the subagent run this is; `None` for the host's own agent.
+    subagent_depth: Option<u32>,
 }
 
 impl<'a> RunContext<'a> {
-    /// A context with no progress sink and no transcript.
+    /// A context with no progress sink and no transcript, for the host's own agent.
     pub fn new(token: &'a CancelToken, workspace: &'a Workspace) -> RunContext<'a> {
         RunContext {
             token,
             workspace,
             progress: None,
             transcript: None,
+            subagent_depth: None,
         }
+    }
+
+    /// Marks the run as a subagent at nesting `depth` (what its tools see in
+    /// [`ToolContext::subagent_depth`], by which the `task` tool bounds nesting).
+    pub fn subagent_depth(mut self, depth: u32) -> RunContext<'a> {
+        self.subagent_depth = Some(depth);
+        self
     }
 
     /// Reports progress (turns, model deltas, tool calls) to `sink`.
@@ -471,7 +481,8 @@ impl Run<'_> {
             *self.usage.tool_calls.entry(call.name.clone()).or_default() += 1;
         }
         let tool_context =
-            ToolContext::new(self.context.workspace, self.context.token, &self.processes);
+            ToolContext::new(self.context.workspace, self.context.token, &self.processes)
+                .with_subagent_depth(self.context.subagent_depth);
         let workers = self
             .agent
             .limits

@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{Error, ErrorKind};
 use crate::llm::{ChatModel, FunctionModel, ModelConfig};
 use crate::runtime::{Event, EventKind, Progress, Runtime, TaskStatus};
-use crate::subagents::{SubagentRegistry, Subagents, Transcripts};
+use crate::subagents::{SubagentRegistry, Subagents, Transcripts, trust_project_from_env};
 use crate::task_tool::{TaskTool, TaskToolConfig};
 use crate::tools::{Tool, ToolContext, ToolRegistry, Workspace, builtin_tools};
 
@@ -389,10 +389,14 @@ pub unsafe extern "C" fn subtask_reply_set(reply: *mut subtask_reply, text: *con
 ///   variable), `api_key`, `base_url`: strings, unused when a host model is set
 ///   (`subtask_config_set_model`);
 /// - `workspace`: a directory (default: the current directory);
-/// - `transcripts`: a directory, or `"off"` (default: `.subtask/transcripts` in the
-///   workspace);
+/// - `transcripts`: a directory, or `"off"` (default: the per-user state directory,
+///   `$XDG_STATE_HOME/subtask/transcripts/<workspace>/`, out of the subagents' reach);
 /// - `agents_dirs`: an array of directories of Markdown subagent types, read besides
-///   `.subtask/agents` in the workspace;
+///   `.subtask/agents` in the workspace (whose types never replace built-in or these
+///   ones);
+/// - `trust_project_agents`: `true` to let the workspace's `.subtask/agents` files replace
+///   built-in types (default: the `SUBTASK_TRUST_PROJECT_AGENTS` environment variable,
+///   else `false`);
 /// - `max_parallel` (tasks one `task` call may run, default 10), `max_depth` (how deep
 ///   subagents may nest, default 0): whole numbers.
 ///
@@ -867,6 +871,7 @@ const SECONDS_SETTINGS: &[&str] = &[
     "shutdown_grace",
 ];
 const STRING_SETTINGS: &[&str] = &["model", "api_key", "base_url", "workspace", "transcripts"];
+const FLAG_SETTINGS: &[&str] = &["trust_project_agents"];
 const AGENTS_DIRS: &str = "agents_dirs";
 
 /// Checks every key is known and every value has its setting's type, so a mistake is
@@ -877,6 +882,7 @@ fn check_settings(settings: &Map<String, Value>) -> Result<(), Error> {
             .iter()
             .chain(SECONDS_SETTINGS)
             .chain(STRING_SETTINGS)
+            .chain(FLAG_SETTINGS)
             .chain([&AGENTS_DIRS])
     };
     if let Some(unknown) = settings.keys().find(|key| !known().any(|name| name == key)) {
@@ -894,6 +900,9 @@ fn check_settings(settings: &Map<String, Value>) -> Result<(), Error> {
     }
     for key in STRING_SETTINGS {
         string(settings, key)?;
+    }
+    for key in FLAG_SETTINGS {
+        flag(settings, key)?;
     }
     agents_dirs(settings)?;
     Ok(())
@@ -931,6 +940,16 @@ fn agents_dirs(settings: &Map<String, Value>) -> Result<Vec<&str>, Error> {
             .map(|dir| dir.as_str().ok_or_else(invalid))
             .collect(),
         Some(_) => Err(invalid()),
+    }
+}
+
+fn flag(settings: &Map<String, Value>, key: &str) -> Result<Option<bool>, Error> {
+    match settings.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(flag)) => Ok(Some(*flag)),
+        Some(_) => Err(Error::invalid_input(format!(
+            "`{key}` must be true or false"
+        ))),
     }
 }
 
@@ -1006,13 +1025,15 @@ fn build_runtime(config: Option<&subtask_config>) -> Result<subtask_runtime, Err
     {
         tools.register(tool)?;
     }
-    let mut types = SubagentRegistry::builtin();
+    let trust_project =
+        flag(settings, "trust_project_agents")?.unwrap_or_else(trust_project_from_env);
+    let mut types = SubagentRegistry::builtin().trust_project(trust_project);
     types.load_workspace(&workspace)?;
     for dir in agents_dirs(settings)? {
         types.load_dir(dir)?;
     }
     let transcripts = match string(settings, "transcripts")?.as_deref() {
-        None => Transcripts::InWorkspace,
+        None => Transcripts::PerUser,
         Some("off") => Transcripts::Off,
         Some(dir) => Transcripts::In(PathBuf::from(dir)),
     };

@@ -80,7 +80,7 @@ pub use error::{Error, ErrorKind, ProviderDetails, Result};
 pub use runtime::{
     CancelGuard, CancelReason, CancelToken, Config, Event, EventKind, JobContext, Observer,
     Progress, RunOptions, Runtime, RuntimeBuilder, Stats, TaskHandle, TaskId, TaskSnapshot,
-    TaskStatus, TimeoutKind,
+    TaskStatus, TimeoutKind, WeakRuntime,
 };
 pub use script::{Task, task};
 

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{Error, ErrorKind};
 use crate::llm::ModelConfig;
 use crate::runtime::Runtime;
-use crate::subagents::{SubagentRegistry, Subagents};
+use crate::subagents::{SubagentRegistry, Subagents, trust_project_from_env};
 use crate::task_tool::{TaskOutput, TaskTool};
 use crate::tools::{Workspace, builtin_tools};
 
@@ -160,7 +160,7 @@ fn default_tool() -> Result<&'static TaskTool, Error> {
     DEFAULT
         .get_or_init(|| {
             let workspace = Workspace::current_dir()?;
-            let mut types = SubagentRegistry::builtin();
+            let mut types = SubagentRegistry::builtin().trust_project(trust_project_from_env());
             types.load_workspace(&workspace)?;
             let model = ModelConfig::from_env()?.build()?;
             let subagents = Subagents::new(model, builtin_tools()).types(types);

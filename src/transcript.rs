@@ -4,20 +4,122 @@
 //! A file starts with a `start` line (run id, subagent type, model, time), then one
 //! `message` line per message, then an `end` line (stop reason, usage) if the run ended
 //! normally. Later runs continue a conversation from these files ([`TranscriptStore::load`]).
+//!
+//! # Where they live, and why not in the workspace
+//!
+//! A transcript is read back to resume a run, so whoever can write one can steer a later
+//! run. Subagents write to their workspace (and a cloned repository ships whatever files it
+//! likes), so transcripts live outside it by default: in the per-user state directory, one
+//! directory per workspace ([`default_dir`]):
+//! `$XDG_STATE_HOME/subtask/transcripts/<workspace key>/` (`~/.local/state/…` when
+//! `XDG_STATE_HOME` is unset). Directories are made `0700` and files `0600`; files are
+//! opened without following symlinks and must be regular files owned by the current user.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
+use rustix::fs::OFlags;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::llm::{Message, Role, Usage};
 
-/// Where transcripts go by default, relative to the workspace.
-pub const DEFAULT_TRANSCRIPT_DIR: &str = ".subtask/transcripts";
+/// The largest transcript [`TranscriptStore::load`] reads: 64 MiB.
+pub const MAX_TRANSCRIPT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The per-user state directory: `$XDG_STATE_HOME`, else `$HOME/.local/state`.
+///
+/// # Errors
+///
+/// [`ErrorKind::Config`](crate::ErrorKind::Config) when neither variable gives an absolute
+/// path.
+pub fn state_dir() -> Result<PathBuf, Error> {
+    let absolute = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    absolute("XDG_STATE_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".local/state")))
+        .ok_or_else(|| {
+            Error::config(
+                "there is no per-user state directory for transcripts (neither XDG_STATE_HOME \
+                 nor HOME is an absolute path): set one, or choose a transcript directory",
+            )
+        })
+}
+
+/// Where the transcripts of runs in `workspace` go by default:
+/// `<state dir>/subtask/transcripts/<workspace key>`, the key being the canonical path made
+/// into one readable file name plus a hash (`home-ana-src-app-3f2a9c1b04d7e865`).
+///
+/// # Errors
+///
+/// As [`state_dir`].
+pub fn default_dir(workspace: &Path) -> Result<PathBuf, Error> {
+    Ok(state_dir()?
+        .join("subtask/transcripts")
+        .join(workspace_key(workspace)))
+}
+
+/// A file name for `workspace`: its last components (at most 48 characters, other
+/// characters than `a-zA-Z0-9._` turned into `-`) and a stable 64-bit FNV-1a hash of the
+/// whole path, so two workspaces never share a directory.
+fn workspace_key(workspace: &Path) -> String {
+    let bytes = workspace.as_os_str().as_encoded_bytes();
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let readable: String = workspace
+        .to_string_lossy()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let readable = readable.trim_matches('-');
+    let start = readable
+        .char_indices()
+        .rev()
+        .nth(47)
+        .map_or(0, |(index, _)| index);
+    let readable = readable[start..].trim_start_matches(['-', '.']);
+    format!("{readable}-{hash:016x}")
+}
+
+/// `open` flags for transcripts: never through a symlink, never blocking on a FIFO.
+const NO_FOLLOW: i32 = (OFlags::NOFOLLOW.bits() | OFlags::NONBLOCK.bits()) as i32;
+
+/// Opens an existing transcript for reading: no symlink followed, a regular file owned by
+/// this user, at most [`MAX_TRANSCRIPT_BYTES`].
+fn open_for_reading(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(NO_FOLLOW)
+        .open(path)?;
+    check_owned_file(&file)?;
+    Ok(file)
+}
+
+/// Refuses anything but a regular file owned by this process's user.
+fn check_owned_file(file: &File) -> std::io::Result<()> {
+    let metadata = file.metadata()?;
+    if !metadata.file_type().is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    if metadata.uid() != rustix::process::geteuid().as_raw() {
+        return Err(std::io::Error::other("it belongs to another user"));
+    }
+    Ok(())
+}
 
 /// One line of a transcript.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,17 +199,25 @@ impl TranscriptStore {
         model: &str,
         workspace: Option<&Path>,
     ) -> Result<Transcript, Error> {
-        fs::create_dir_all(&self.dir).map_err(|error| {
-            Error::from(error).with_context(format!(
-                "cannot create the transcript directory {}",
-                self.dir.display()
-            ))
-        })?;
+        // Directories this makes are private (0700); an existing one is used as it is.
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|error| {
+                Error::from(error).with_context(format!(
+                    "cannot create the transcript directory {}",
+                    self.dir.display()
+                ))
+            })?;
         let path = self.path(run_id);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
+            .custom_flags(NO_FOLLOW)
             .open(&path)
+            .and_then(|file| check_owned_file(&file).map(|()| file))
             .map_err(|error| {
                 Error::from(error)
                     .with_context(format!("cannot open the transcript {}", path.display()))
@@ -137,15 +247,32 @@ impl TranscriptStore {
     /// transcript or a line is not a transcript entry (naming the file and line).
     pub fn load(&self, run_id: &str) -> Result<Vec<Entry>, Error> {
         let path = self.path(run_id);
-        let file = File::open(&path).map_err(|error| {
-            Error::invalid_input(format!(
-                "no transcript for run '{run_id}' ({}: {error}); use the id from a previous \
-                 run's footer",
-                path.display()
-            ))
+        let file = open_for_reading(&path).map_err(|error| {
+            if error.kind() == std::io::ErrorKind::NotFound {
+                Error::invalid_input(format!(
+                    "no transcript for run '{run_id}' ({}: {error}); use the id from a \
+                     previous run's footer",
+                    path.display()
+                ))
+            } else {
+                Error::invalid_input(format!(
+                    "the transcript of run '{run_id}' ({}) cannot be used: {error}",
+                    path.display()
+                ))
+            }
         })?;
+        let length = file.metadata()?.len();
+        if length > MAX_TRANSCRIPT_BYTES {
+            return Err(Error::invalid_input(format!(
+                "the transcript of run '{run_id}' ({}) has {length} bytes, more than the {} a \
+                 run can be resumed from; start a new run instead",
+                path.display(),
+                MAX_TRANSCRIPT_BYTES
+            )));
+        }
         let mut entries = Vec::new();
-        for (number, line) in BufReader::new(file).lines().enumerate() {
+        let reader = BufReader::new(file.take(MAX_TRANSCRIPT_BYTES));
+        for (number, line) in reader.lines().enumerate() {
             let line = line?;
             if line.trim().is_empty() {
                 continue;

@@ -885,7 +885,9 @@ fn a_run_resumes_in_the_same_process_and_after_a_restart() {
             ScriptedTurn::text("Noted: 42."),
             ScriptedTurn::text("It was 42."),
         ]);
-        // Transcripts in the workspace (the default).
+        // Transcripts in the per-user state directory (the default).
+        let store = subtask::transcript::default_dir(dir.workspace().root()).unwrap();
+        let _cleanup = support::RemoveOnDrop(store.clone());
         let subagents = Subagents::new(model.clone(), echo_only());
         let tool = TaskTool::new(Runtime::new().unwrap(), subagents, dir.workspace());
         let first = tool.call_json(&one("Echo a number", "Echo 42.", "general-purpose"));
@@ -896,10 +898,7 @@ fn a_run_resumes_in_the_same_process_and_after_a_restart() {
                 .to_text()
                 .contains(&format!("[run {run_id} · completed"))
         );
-        let transcript = dir
-            .path()
-            .join(".subtask/transcripts")
-            .join(format!("{run_id}.jsonl"));
+        let transcript = store.join(format!("{run_id}.jsonl"));
         assert!(transcript.is_file(), "{}", transcript.display());
 
         let second = tool.call_json(&with(
@@ -968,7 +967,7 @@ fn a_run_resumes_in_the_same_process_and_after_a_restart() {
         for id in ["../../etc/passwd", "a b", ""] {
             assert_invalid(&resume(id), &["`resume`:", "is not a run id"]);
         }
-        dir.write(".subtask/transcripts/general-purpose-empty.jsonl", "");
+        std::fs::write(store.join("general-purpose-empty.jsonl"), "").unwrap();
         assert_invalid(
             &resume("general-purpose-empty"),
             &["`resume`:", "holds no messages"],
@@ -1372,9 +1371,9 @@ fn resuming_one_run_with_several_models_is_refused() {
         let refused = output.error.is_some();
         let ids: Vec<_> = output.results.iter().map(|r| r.run_id.clone()).collect();
         let distinct = ids.len() == 2 && ids[0] != ids[1];
-        let conversation = TranscriptStore::new(dir.path().join(".subtask/transcripts"))
-            .messages(&run_id)
-            .unwrap();
+        let store = subtask::transcript::default_dir(dir.workspace().root()).unwrap();
+        let _cleanup = support::RemoveOnDrop(store.clone());
+        let conversation = TranscriptStore::new(&store).messages(&run_id).unwrap();
         let turns: Vec<String> = conversation
             .iter()
             .map(|message| format!("{:?}: {}", message.role, message.text()))
@@ -1429,5 +1428,169 @@ fn a_timeout_under_a_millisecond_is_an_invalid_call() {
             "accepted, then refused at submit: {}",
             output.to_text()
         );
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attacks: planted transcripts, scripted models, nesting
+// ---------------------------------------------------------------------------------------------
+
+/// Transcript lines for run `evil` whose start line names `workspace`.
+fn planted_transcript(workspace: &str) -> String {
+    [
+        json!({"type": "start", "run_id": "evil", "subagent": "explore", "model": "m",
+               "started_at": 1, "workspace": workspace}),
+        json!({"type": "message", "message": {"role": "user", "content": [{"type": "text", "text": "hi"}]}}),
+        json!({"type": "message", "message": {"role": "assistant", "content": [{"type": "text", "text": "hello"}]}}),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect::<Vec<_>>()
+    .join("\n")
+}
+
+/// Even with transcripts kept inside the workspace by the host's choice, a planted one
+/// that names `<workspace>/../../..`, another directory, or a symlink is refused before
+/// anything runs; one naming a directory inside the workspace resumes there.
+#[test]
+fn a_planted_transcript_cannot_move_a_resumed_run_out_of_its_workspace() {
+    watchdog(|| {
+        let dir = TempDir::new("planted");
+        let elsewhere = TempDir::new("planted-elsewhere");
+        dir.write("sub/inner.txt", "inside");
+        let root = dir.workspace().root().to_path_buf();
+        let store = root.join(".transcripts");
+        let model = scripted([
+            ScriptedTurn::tool_call("ls", json!({"path": "."})),
+            ScriptedTurn::text("Listed."),
+        ]);
+        let subagents = Subagents::new(model.clone(), builtin_tools())
+            .transcripts(Transcripts::In(store.clone()));
+        let tool = TaskTool::new(Runtime::new().unwrap(), subagents, dir.workspace());
+        let resume = || {
+            tool.call_json(&with(
+                one("Resume it", "List the directory.", "explore"),
+                "resume",
+                json!("evil"),
+            ))
+        };
+        for target in [
+            format!("{}/../../..", root.display()),
+            "/".to_string(),
+            elsewhere.path().display().to_string(),
+            format!("{}/sub/../..", root.display()),
+        ] {
+            dir.write(".transcripts/evil.jsonl", planted_transcript(&target));
+            assert_invalid(&resume(), &["`resume`:", "cannot be resumed here", &target]);
+        }
+        // A transcript that is a symlink (to one that would be accepted) is not followed.
+        let real = elsewhere.write(
+            "real.jsonl",
+            planted_transcript(&root.display().to_string()),
+        );
+        std::fs::remove_file(store.join("evil.jsonl")).unwrap();
+        std::os::unix::fs::symlink(&real, store.join("evil.jsonl")).unwrap();
+        assert_invalid(&resume(), &["`resume`:", "cannot be used"]);
+        assert!(model.requests().is_empty(), "nothing ran");
+
+        // Inside the workspace is fine: the run resumes in `sub`.
+        std::fs::remove_file(store.join("evil.jsonl")).unwrap();
+        dir.write(
+            ".transcripts/evil.jsonl",
+            planted_transcript(&format!("{}/sub", root.display())),
+        );
+        let output = resume();
+        assert!(!output.is_error, "{}", output.to_text());
+        let listing = &model.requests()[1].messages;
+        let listed = format!("{listing:?}");
+        assert!(listed.contains("inner.txt"), "ran in sub/: {listed}");
+    });
+}
+
+/// A `task` call's `model` cannot name a scripted model: the default resolver would play a
+/// script file, which the calling model may just have written.
+#[test]
+fn a_task_call_cannot_choose_a_scripted_model() {
+    let dir = TempDir::new("scripted-arg");
+    dir.write("model.json", r#"[{"text": "pwned"}]"#);
+    let model = scripted([ScriptedTurn::text("unused")]);
+    let tool = task_tool(model.clone(), echo_only(), &dir);
+    let output = tool.call_json(&with(
+        one("Use my model", "Hi.", "general-purpose"),
+        "model",
+        json!(format!(
+            "scripted:{}",
+            dir.path().join("model.json").display()
+        )),
+    ));
+    assert_invalid(&output, &["`model`:", "script file", "SUBTASK_MODEL"]);
+    assert!(model.requests().is_empty());
+}
+
+/// With `max_depth(1)`, a subagent the host started gets a `task` tool; the runs it starts
+/// are one level deeper and get none, and a `task` tool that reaches them anyway (a host
+/// tool shared by every level) refuses to go deeper.
+#[test]
+fn nesting_depth_is_counted_and_bounded() {
+    watchdog(|| {
+        let dir = TempDir::new("nesting");
+        let model = scripted([
+            // The host's subagent (depth 0) delegates.
+            ScriptedTurn::tool_call(
+                "task",
+                one("Go deeper", "Find it for me.", "general-purpose"),
+            ),
+            // Its child (depth 1) tries to delegate again: it has no task tool.
+            ScriptedTurn::tool_call("task", one("Deeper still", "And again.", "general-purpose")),
+            ScriptedTurn::text("Child: found it myself."),
+            ScriptedTurn::text("Parent: the child found it."),
+        ]);
+        let subagents = Subagents::new(model.clone(), echo_only())
+            .transcripts(Transcripts::Off)
+            .max_depth(1);
+        let tool = TaskTool::new(Runtime::new().unwrap(), subagents.clone(), dir.workspace());
+        let output = tool.call_json(&one("Delegate", "Find it.", "general-purpose"));
+        assert!(!output.is_error, "{}", output.to_text());
+        assert_eq!(output.results[0].answer, "Parent: the child found it.");
+        let requests = model.requests();
+        assert_eq!(requests.len(), 4);
+        assert!(
+            requests[0].tools.iter().any(|name| name == "task"),
+            "depth 0 may nest"
+        );
+        assert!(
+            !requests[1].tools.iter().any(|name| name == "task"),
+            "depth 1 may not"
+        );
+        let refused = format!("{:?}", requests[2].messages.last().unwrap());
+        assert!(refused.contains("task"), "{refused}");
+        assert!(
+            format!("{:?}", requests[3].messages).contains("Child: found it myself."),
+            "the child's answer reached the parent"
+        );
+
+        // A host's own task tool handed to subagents counts depth from the caller.
+        let token = CancelToken::new();
+        let processes = subtask::tools::ProcessGroups::new(&token);
+        let workspace = dir.workspace();
+        let context = ToolContext::new(&workspace, &token, &processes);
+        let deep = context.with_subagent_depth(Some(1));
+        let error = Tool::call(&tool, &one("Deeper", "Go.", "general-purpose"), &deep)
+            .expect_err("refused at depth 1 of 1");
+        assert!(
+            error.message().contains("may not start subagents"),
+            "{error}"
+        );
+        assert_eq!(model.requests().len(), 4, "nothing ran");
+
+        // With no nesting allowed (the default), subagents get no task tool at all.
+        let flat = scripted([ScriptedTurn::text("Flat.")]);
+        let tool = task_tool(flat.clone(), echo_only(), &dir);
+        assert!(
+            !tool
+                .call_json(&one("Flat", "Go.", "general-purpose"))
+                .is_error
+        );
+        assert!(!flat.requests()[0].tools.iter().any(|name| name == "task"));
     });
 }

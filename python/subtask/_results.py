@@ -86,6 +86,9 @@ class TaskResult:
     """The task's description."""
     subagent_type: str = ""
     """The subagent type."""
+    type_source: Optional[str] = None
+    """The file that defined the type (``project file .subtask/agents/x.md``…); ``None``
+    for a built-in type or one registered in code."""
     tool_calls: Dict[str, int] = field(default_factory=dict)
     """Calls per tool."""
 
@@ -119,6 +122,8 @@ class TaskResult:
         if self.usage.cost_usd is not None:
             parts.append(f"${self.usage.cost_usd:.4f}")
         parts.append(f"{self.duration_ms / 1000:.1f} s")
+        if self.type_source:
+            parts.append(f"{self.subagent_type} from {self.type_source}")
         return "[" + " · ".join(parts) + "]"
 
     def to_text(self) -> str:
@@ -143,6 +148,7 @@ class TaskResult:
             duration_ms=int(data.get("duration_ms") or 0),
             description=data.get("description") or "",
             subagent_type=data.get("subagent_type") or "",
+            type_source=data.get("type_source"),
             tool_calls=dict(data.get("tool_calls") or {}),
         )
 

@@ -102,9 +102,11 @@ class Runtime:
       ``api_key`` and ``base_url``; or a Python callable that answers Chat Completions
       requests (see :data:`ModelCallable`), named ``model_name`` in requests and footers.
     - ``workspace`` (default: the current directory when the Runtime is made),
-      ``transcripts`` (a directory, or ``"off"``/``False``; default
-      ``.subtask/transcripts`` in the workspace), ``agents_dirs`` (directories of Markdown
-      subagent types).
+      ``transcripts`` (a directory, or ``"off"``/``False``; default: the per-user state
+      directory, ``$XDG_STATE_HOME/subtask/transcripts/<workspace>/``, out of the
+      subagents' reach), ``agents_dirs`` (directories of Markdown subagent types, yours),
+      ``trust_project_agents`` (``True`` lets the workspace's ``.subtask/agents`` files
+      replace built-in types; default: ``SUBTASK_TRUST_PROJECT_AGENTS``, else ``False``).
     - ``scheduler_threads`` (4), ``execution_threads`` (8), ``max_queued`` (64),
       ``max_parallel`` (10 tasks per call), ``max_depth`` (0: no nesting).
     - ``poll_interval`` (2 s), ``execution_timeout`` (300 s), ``queue_timeout`` (60 s),
@@ -142,6 +144,7 @@ class Runtime:
         workspace: Optional[PathLike] = None,
         transcripts: Union[PathLike, bool, None] = None,
         agents_dirs: Optional[Iterable[PathLike]] = None,
+        trust_project_agents: Optional[bool] = None,
         scheduler_threads: Optional[int] = None,
         execution_threads: Optional[int] = None,
         max_queued: Optional[int] = None,
@@ -180,6 +183,7 @@ class Runtime:
             agents_dirs=[os.fspath(path) for path in agents_dirs]
             if agents_dirs is not None
             else None,
+            trust_project_agents=trust_project_agents,
             scheduler_threads=scheduler_threads,
             execution_threads=execution_threads,
             max_queued=max_queued,

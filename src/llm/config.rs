@@ -80,6 +80,14 @@ impl Provider {
         }
     }
 
+    /// Whether a model of this provider reads a local file (`scripted:<path>` plays a
+    /// script): such a model is accepted only from host code or the user's own
+    /// configuration (`SUBTASK_MODEL`, `--model`), never from an agent file or a `task`
+    /// call, which a repository or a prompt-injected model may have written.
+    pub fn reads_files(self) -> bool {
+        matches!(self, Provider::Scripted)
+    }
+
     /// The variable holding this provider's key (`None` for a scripted model).
     pub fn key_var(self) -> Option<&'static str> {
         match self {

@@ -184,6 +184,35 @@ impl Runtime {
     pub fn shutdown(&self, grace: Duration) -> Result<(), Error> {
         self.owner.shared.shutdown(grace)
     }
+
+    /// A handle that does not keep the runtime alive, for values that travel with a job
+    /// (which may be dropped on a runtime thread, where the last handle must not go).
+    pub fn downgrade(&self) -> WeakRuntime {
+        WeakRuntime {
+            owner: Arc::downgrade(&self.owner),
+        }
+    }
+}
+
+/// A [`Runtime`] handle that does not keep it alive ([`Runtime::downgrade`]).
+#[derive(Clone)]
+pub struct WeakRuntime {
+    owner: std::sync::Weak<Owner>,
+}
+
+impl WeakRuntime {
+    /// The runtime, while some [`Runtime`] handle still holds it.
+    pub fn upgrade(&self) -> Option<Runtime> {
+        self.owner.upgrade().map(|owner| Runtime { owner })
+    }
+}
+
+impl fmt::Debug for WeakRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakRuntime")
+            .field("alive", &(self.owner.strong_count() > 0))
+            .finish()
+    }
 }
 
 impl fmt::Debug for Runtime {

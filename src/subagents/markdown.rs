@@ -19,8 +19,14 @@
 use std::path::Path;
 use std::time::Duration;
 
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+
+use rustix::fs::OFlags;
+
 use super::{SpecSource, SubagentSpec};
 use crate::error::Error;
+use crate::llm::ModelConfig;
 
 const FIELDS: &[&str] = &[
     "name",
@@ -33,15 +39,46 @@ const FIELDS: &[&str] = &[
     "read_only",
 ];
 
-/// Reads one Markdown subagent file.
-pub(crate) fn parse_file(path: &Path) -> Result<SubagentSpec, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| Error::config(format!("{}: cannot read it: {error}", path.display())))?;
-    parse(&text, path)
+/// The largest agent file read: 1 MiB.
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads one Markdown subagent file: a regular file (a symlink or FIFO is refused, so a
+/// repository cannot point the loader elsewhere or hang it) of at most 1 MiB. `project`
+/// marks a file of the workspace (untrusted).
+pub(crate) fn parse_file(path: &Path, project: bool) -> Result<SubagentSpec, Error> {
+    let cannot = |error: &dyn std::fmt::Display| {
+        Error::config(format!("{}: cannot read it: {error}", path.display()))
+    };
+    let flags = (OFlags::NOFOLLOW.bits() | OFlags::NONBLOCK.bits()) as i32;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(|error| cannot(&error))?;
+    let metadata = file.metadata().map_err(|error| cannot(&error))?;
+    if !metadata.is_file() {
+        return Err(cannot(&"it is not a regular file"));
+    }
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(cannot(&format!(
+            "it has {} bytes, more than the {MAX_FILE_BYTES} an agent file may have",
+            metadata.len()
+        )));
+    }
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|error| cannot(&error))?;
+    let source = if project {
+        SpecSource::Project(path.to_path_buf())
+    } else {
+        SpecSource::User(path.to_path_buf())
+    };
+    parse(&text, path, source)
 }
 
 /// Parses a subagent definition; `path` names the file in errors.
-pub(crate) fn parse(text: &str, path: &Path) -> Result<SubagentSpec, Error> {
+pub(crate) fn parse(text: &str, path: &Path, source: SpecSource) -> Result<SubagentSpec, Error> {
     let file = path.display();
     let fail = |message: String| Error::config(format!("{file}: {message}"));
     let text = text.trim_start_matches('\u{feff}');
@@ -169,6 +206,16 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<SubagentSpec, Error> {
     let model = get("model")
         .filter(|model| !model.eq_ignore_ascii_case("inherit"))
         .map(str::to_string);
+    if let Some(model) = &model
+        && ModelConfig::parse(model).is_ok_and(|config| config.provider.reads_files())
+    {
+        return Err(fail(format!(
+            "field `model`: '{model}' plays a script file, which an agent file may not \
+             choose; name a provider's model (haiku, openai:gpt-4.1-mini…) or `inherit`. \
+             Scripted models are accepted only from host code or your own configuration \
+             (SUBTASK_MODEL, --model)"
+        )));
+    }
     Ok(SubagentSpec {
         name: name.to_string(),
         description: description.to_string(),
@@ -179,7 +226,7 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<SubagentSpec, Error> {
         max_turns,
         timeout,
         read_only,
-        source: SpecSource::File(path.to_path_buf()),
+        source,
     })
 }
 
@@ -239,7 +286,7 @@ mod tests {
         let text = "---\nname: reviewer\ndescription: \"Reviews diffs\"\ntools: [read, grep]\n\
                     disallowed_tools:\n  - bash\nmodel: haiku\nmax_turns: 20\ntimeout: 5m\n\
                     read_only: true\n---\n\nYou review code.\n";
-        let spec = parse(text, path()).unwrap();
+        let spec = parse(text, path(), SpecSource::Project(path().to_path_buf())).unwrap();
         assert_eq!(spec.name, "reviewer");
         assert_eq!(spec.description, "Reviews diffs");
         assert_eq!(
@@ -257,7 +304,7 @@ mod tests {
     #[test]
     fn inherit_means_no_model_and_comma_lists_work() {
         let text = "---\nname: a\ndescription: d\ntools: read, ls\nmodel: inherit\n---\nPrompt";
-        let spec = parse(text, path()).unwrap();
+        let spec = parse(text, path(), SpecSource::Project(path().to_path_buf())).unwrap();
         assert_eq!(spec.model, None);
         assert_eq!(spec.tools.unwrap().len(), 2);
     }
@@ -305,7 +352,7 @@ mod tests {
             ),
         ];
         for (text, expected) in cases {
-            let error = parse(text, path()).unwrap_err();
+            let error = parse(text, path(), SpecSource::Project(path().to_path_buf())).unwrap_err();
             assert_eq!(error.kind(), ErrorKind::Config);
             let message = error.to_string();
             assert!(

@@ -11,7 +11,7 @@ mod spawn;
 mod spec;
 
 pub use hooks::{Hooks, SubagentStart, SubagentStop};
-pub use registry::SubagentRegistry;
+pub use registry::{LoadProblem, SubagentRegistry, TRUST_PROJECT_ENV, trust_project_from_env};
 pub use spawn::{
     ModelResolver, SubagentHandle, SubagentOutcome, SubagentRequest, SubagentRun, Subagents,
     Transcripts,

@@ -1,20 +1,22 @@
 //! [`Subagents`]: turns a type and a prompt into an agent run with the right model,
 //! tools, limits, transcript and hooks, directly or as a runtime task.
 
+use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Hooks, SubagentRegistry, SubagentSpec, SubagentStart, SubagentStop};
+use super::{Hooks, SubagentRegistry, SubagentSpec, SubagentStart, SubagentStop, TASK_TOOL};
 use crate::agent::{Agent, AgentLimits, AgentResult, AgentStop, RunContext};
 use crate::error::{Error, ErrorKind};
 use crate::llm::{ChatModel, Message, ModelConfig};
 use crate::runtime::{
-    CancelToken, Observer, Progress, RunOptions, Runtime, TaskHandle, panic_message,
+    CancelToken, Observer, Progress, RunOptions, Runtime, TaskHandle, WeakRuntime, panic_message,
 };
+use crate::task_tool::TaskTool;
 use crate::tools::{ToolRegistry, Workspace};
-use crate::transcript::{DEFAULT_TRANSCRIPT_DIR, TranscriptStore};
+use crate::transcript::{self, TranscriptStore};
 
 /// Chooses the model for a `model` setting (`haiku`, `openai:gpt-4.1-mini`).
 pub type ModelResolver = Arc<dyn Fn(&str) -> Result<Arc<dyn ChatModel>, Error> + Send + Sync>;
@@ -39,6 +41,10 @@ pub struct SubagentRun<'a> {
     pub history: Option<&'a [Message]>,
     /// How deep in subagents this run is (0 under the host's own agent).
     pub depth: u32,
+    /// Where the runs it starts go, if it may start any (its `depth` is below
+    /// [`Subagents::max_depth`]): the run is then given a `task` tool at `depth + 1`
+    /// unless the tools already hold one. Set by [`Subagents::spawn`].
+    pub runtime: Option<&'a Runtime>,
 }
 
 impl<'a> SubagentRun<'a> {
@@ -53,6 +59,7 @@ impl<'a> SubagentRun<'a> {
             read_only: false,
             history: None,
             depth: 0,
+            runtime: None,
         }
     }
 }
@@ -104,6 +111,7 @@ impl SubagentRequest {
             read_only: self.read_only,
             history: self.history.as_deref(),
             depth: self.depth,
+            runtime: None,
         }
     }
 }
@@ -190,8 +198,11 @@ pub struct Subagents {
 /// Where transcripts go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transcripts {
-    /// `.subtask/transcripts/` under each run's workspace. The default.
-    InWorkspace,
+    /// The per-user state directory, one directory per workspace
+    /// ([`transcript::default_dir`](crate::transcript::default_dir):
+    /// `$XDG_STATE_HOME/subtask/transcripts/<workspace key>/`), out of the subagents' reach.
+    /// The default.
+    PerUser,
     /// This directory.
     In(PathBuf),
     /// No transcripts.
@@ -201,16 +212,17 @@ pub enum Transcripts {
 impl Subagents {
     /// Subagents with the built-in types, `tools`, and `model` for types that name none.
     /// Models named by types or runs are built from the environment's keys
-    /// ([`ModelConfig::parse`] + [`with_env`](ModelConfig::with_env)); transcripts go to
-    /// `.subtask/transcripts/`; no nesting; no hooks.
+    /// ([`ModelConfig::parse`] + [`with_env`](ModelConfig::with_env)), never a model that
+    /// reads a file (`scripted:`); transcripts go to
+    /// the per-user state directory ([`Transcripts::PerUser`]); no nesting; no hooks.
     pub fn new(model: Arc<dyn ChatModel>, tools: ToolRegistry) -> Subagents {
         Subagents {
             types: SubagentRegistry::builtin(),
             tools,
             model,
-            resolve_model: Arc::new(|spec: &str| ModelConfig::parse(spec)?.with_env().build()),
+            resolve_model: Arc::new(resolve_from_env),
             hooks: Vec::new(),
-            transcripts: Transcripts::InWorkspace,
+            transcripts: Transcripts::PerUser,
             limits: AgentLimits::default(),
             max_depth: 0,
         }
@@ -258,6 +270,11 @@ impl Subagents {
         depth < self.max_depth
     }
 
+    /// How many levels of subagents may start subagents ([`max_depth`](Self::max_depth)).
+    pub fn nesting_limit(&self) -> u32 {
+        self.max_depth
+    }
+
     /// The types.
     pub fn registry(&self) -> &SubagentRegistry {
         &self.types
@@ -287,15 +304,23 @@ impl Subagents {
         (self.resolve_model)(name)
     }
 
-    /// The transcript store for a workspace, if transcripts are on.
-    pub fn transcript_store(&self, workspace: &Workspace) -> Option<TranscriptStore> {
-        match &self.transcripts {
-            Transcripts::InWorkspace => Some(TranscriptStore::new(
-                workspace.root().join(DEFAULT_TRANSCRIPT_DIR),
-            )),
+    /// The transcript store for a workspace, or `None` if transcripts are off.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] when transcripts go to the per-user state directory and there
+    /// is none (see [`transcript::state_dir`](crate::transcript::state_dir)).
+    pub fn transcript_store(
+        &self,
+        workspace: &Workspace,
+    ) -> Result<Option<TranscriptStore>, Error> {
+        Ok(match &self.transcripts {
+            Transcripts::PerUser => Some(TranscriptStore::new(transcript::default_dir(
+                workspace.root(),
+            )?)),
             Transcripts::In(dir) => Some(TranscriptStore::new(dir.clone())),
             Transcripts::Off => None,
-        }
+        })
     }
 
     /// Submits a subagent run to `runtime` as a task labelled with its type: it runs on an
@@ -337,6 +362,11 @@ impl Subagents {
         }
         let subagents = self.clone();
         let workspace = workspace.clone();
+        // Weak: the job may be dropped on a runtime thread, where the last handle must not
+        // go; a run that may nest holds the runtime only while it runs.
+        let nests = self
+            .nesting_allowed(request.depth)
+            .then(|| runtime.downgrade());
         // The run's result also goes here, so a caller whose task timed out or was
         // cancelled still gets the partial answer and usage the run returns as it stops.
         let (late_sender, late) = crossbeam_channel::bounded(1);
@@ -348,12 +378,10 @@ impl Subagents {
                     Some(run_id) => run_id.clone(),
                     None => job.id().to_string(),
                 };
-                let result = subagents.run(
-                    &request.as_run(&run_id),
-                    job.token(),
-                    &workspace,
-                    Some(&progress),
-                );
+                let runtime = nests.as_ref().and_then(WeakRuntime::upgrade);
+                let mut run = request.as_run(&run_id);
+                run.runtime = runtime.as_ref();
+                let result = subagents.run(&run, job.token(), &workspace, Some(&progress));
                 let result = result?;
                 let _ = late_sender.try_send(result.clone());
                 // A run whose model failed is a failed task (in stats and events too); its
@@ -399,7 +427,19 @@ impl Subagents {
     ) -> Result<AgentResult, Error> {
         let spec = self.spec(run.subagent)?;
         let nesting_allowed = self.nesting_allowed(run.depth);
-        let mut tools = spec.tool_registry(&self.tools, run.read_only, nesting_allowed)?;
+        let mut available = Cow::Borrowed(&self.tools);
+        if let Some(runtime) = run.runtime.filter(|_| nesting_allowed)
+            && self.tools.get(TASK_TOOL).is_none()
+        {
+            let nested = TaskTool::nested(
+                runtime.clone(),
+                self.clone(),
+                workspace.clone(),
+                run.depth + 1,
+            );
+            available.to_mut().register(Arc::new(nested))?;
+        }
+        let mut tools = spec.tool_registry(&available, run.read_only, nesting_allowed)?;
         if let Some(subset) = run.tools {
             let missing: Vec<&str> = subset
                 .iter()
@@ -454,20 +494,18 @@ impl Subagents {
         }
         let agent =
             Agent::new(model.clone(), spec.system_prompt.clone(), tools).with_limits(limits);
-        let transcript = match self.transcript_store(workspace) {
-            Some(store) => {
-                match store.create_in(run.run_id, &spec.name, model.name(), Some(workspace.root()))
-                {
-                    Ok(transcript) => Some(transcript),
-                    Err(error) => {
-                        log::warn!("run {} keeps no transcript: {error}", run.run_id);
-                        None
-                    }
-                }
-            }
-            None => None,
-        };
-        let mut context = RunContext::new(token, workspace);
+        let transcript = self.transcript_store(workspace).and_then(|store| {
+            store
+                .map(|store| {
+                    store.create_in(run.run_id, &spec.name, model.name(), Some(workspace.root()))
+                })
+                .transpose()
+        });
+        let transcript = transcript.unwrap_or_else(|error| {
+            log::warn!("run {} keeps no transcript: {error}", run.run_id);
+            None
+        });
+        let mut context = RunContext::new(token, workspace).subagent_depth(run.depth);
         if let Some(sink) = progress {
             context = context.progress(sink);
         }
@@ -496,6 +534,23 @@ impl Subagents {
         }
         Ok(result)
     }
+}
+
+/// The default [`ModelResolver`]: the model `name` names, with the environment's key and
+/// URL. Models that read a file (`scripted:`) are refused: the names this resolves come
+/// from agent files and `task` calls, which a repository or a prompt-injected model may
+/// have written.
+fn resolve_from_env(name: &str) -> Result<Arc<dyn ChatModel>, Error> {
+    let config = ModelConfig::parse(name)?;
+    if config.provider.reads_files() {
+        return Err(Error::config(format!(
+            "the model '{name}' plays a script file, so neither a subagent type nor a task \
+             call may choose it; name a provider's model (haiku, openai:gpt-4.1-mini…). \
+             Scripted models are accepted only from host code (Subagents::new, \
+             Subagents::model_resolver) or your own configuration (SUBTASK_MODEL, --model)"
+        )));
+    }
+    config.with_env().build()
 }
 
 impl std::fmt::Debug for Subagents {

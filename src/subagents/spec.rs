@@ -1,6 +1,6 @@
 //! [`SubagentSpec`]: a subagent type, and the tools a run of it gets.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::TASK_TOOL;
@@ -33,15 +33,57 @@ pub struct SubagentSpec {
     pub source: SpecSource,
 }
 
-/// Where a subagent type was defined.
+/// Where a subagent type was defined, which decides how far it is trusted.
+///
+/// Built-in types, types registered in code and files from directories the user or host
+/// named ([`SubagentRegistry::load_dir`](super::SubagentRegistry::load_dir)) are the
+/// user's own choice. Files in the workspace
+/// ([`load_workspace`](super::SubagentRegistry::load_workspace)) come with the repository,
+/// which may be a hostile clone: they add types but never replace one of the others unless
+/// the user opts in ([`SubagentRegistry::trust_project`](super::SubagentRegistry::trust_project)).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SpecSource {
     /// Built into subtask.
     BuiltIn,
-    /// A Markdown file.
-    File(PathBuf),
     /// Registered by the host in code.
     Code,
+    /// A Markdown file from a directory the user or host named.
+    User(PathBuf),
+    /// A Markdown file of the workspace (`.subtask/agents/`): untrusted.
+    Project(PathBuf),
+}
+
+impl SpecSource {
+    /// The file it came from, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            SpecSource::User(path) | SpecSource::Project(path) => Some(path),
+            _ => None,
+        }
+    }
+
+    /// Whether it came with the workspace (and so is not trusted to replace other types).
+    pub fn is_project(&self) -> bool {
+        matches!(self, SpecSource::Project(_))
+    }
+
+    /// `built-in`, `code`, `user file <path>` or `project file <path>`, with `path` shown
+    /// relative to `base` when inside it.
+    pub fn describe(&self, base: &Path) -> String {
+        let shown = |path: &Path| {
+            path.strip_prefix(base)
+                .unwrap_or(path)
+                .display()
+                .to_string()
+        };
+        match self {
+            SpecSource::BuiltIn => "built-in".to_string(),
+            SpecSource::Code => "code".to_string(),
+            SpecSource::User(path) => format!("user file {}", shown(path)),
+            SpecSource::Project(path) => format!("project file {}", shown(path)),
+        }
+    }
 }
 
 impl SubagentSpec {
@@ -128,7 +170,9 @@ impl SubagentSpec {
 
     pub(super) fn source_note(&self) -> String {
         match &self.source {
-            SpecSource::File(path) => format!(" (in {})", path.display()),
+            SpecSource::User(path) | SpecSource::Project(path) => {
+                format!(" (in {})", path.display())
+            }
             _ => String::new(),
         }
     }

@@ -161,6 +161,8 @@ impl std::fmt::Debug for CallOptions {
 struct Planned {
     description: String,
     subagent: String,
+    /// The file that defined the type, if one did.
+    type_source: Option<String>,
     workspace: Workspace,
     request: SubagentRequest,
 }
@@ -169,17 +171,11 @@ impl TaskTool {
     /// The tool for a host's agent: runs go to `runtime`, with `subagents`' types, tools and
     /// models, confined to `workspace` (or a `cwd` inside it).
     pub fn new(runtime: Runtime, subagents: Subagents, workspace: Workspace) -> TaskTool {
-        // Every run of this tool keeps its transcript under the tool's own workspace, even
+        // Every run of this tool keeps its transcript with the tool's own workspace, even
         // one confined to a `cwd` below it, so its run id alone finds it again.
-        let subagents = match subagents.transcripts_mode() {
-            Transcripts::InWorkspace => {
-                let store = subagents.transcript_store(&workspace);
-                match store {
-                    Some(store) => {
-                        subagents.transcripts(Transcripts::In(store.dir().to_path_buf()))
-                    }
-                    None => subagents,
-                }
+        let subagents = match subagents.transcript_store(&workspace) {
+            Ok(Some(store)) if *subagents.transcripts_mode() == Transcripts::PerUser => {
+                subagents.transcripts(Transcripts::In(store.dir().to_path_buf()))
             }
             _ => subagents,
         };
@@ -191,6 +187,20 @@ impl TaskTool {
             depth: 0,
             description: String::new(),
         };
+        tool.description = tool.describe();
+        tool
+    }
+
+    /// The tool a subagent run at nesting `depth - 1` is given when
+    /// [`Subagents::max_depth`] allows it: its runs are at `depth`.
+    pub(crate) fn nested(
+        runtime: Runtime,
+        subagents: Subagents,
+        workspace: Workspace,
+        depth: u32,
+    ) -> TaskTool {
+        let mut tool = TaskTool::new(runtime, subagents, workspace);
+        tool.depth = depth;
         tool.description = tool.describe();
         tool
     }
@@ -246,7 +256,15 @@ impl TaskTool {
                 Ok(tools) => format!("tools: {}", tools.names().join(", ")),
                 Err(_) => "misconfigured".to_string(),
             };
-            let _ = writeln!(text, "- {}: {} ({tools})", spec.name, spec.description);
+            let origin = match spec.source.path() {
+                Some(_) => format!("; {}", spec.source.describe(self.workspace.root())),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                text,
+                "- {}: {} ({tools}{origin})",
+                spec.name, spec.description
+            );
         }
         let _ = write!(
             text,
@@ -368,8 +386,13 @@ impl TaskTool {
 
     /// [`call_json`](Self::call_json), observed and cancellable as `options` say.
     pub fn call_json_with(&self, arguments: &Value, options: &CallOptions) -> TaskOutput {
+        self.call_at(arguments, options, self.depth)
+    }
+
+    /// Runs a call whose runs are at nesting `depth`.
+    fn call_at(&self, arguments: &Value, options: &CallOptions, depth: u32) -> TaskOutput {
         let started = Instant::now();
-        let planned = match self.plan(arguments) {
+        let planned = match self.plan(arguments, depth) {
             Ok(planned) => planned,
             Err(message) => return TaskOutput::invalid(message),
         };
@@ -418,7 +441,7 @@ impl TaskTool {
     }
 
     /// Checks the arguments and turns them into runs.
-    fn plan(&self, arguments: &Value) -> Result<Vec<Planned>, String> {
+    fn plan(&self, arguments: &Value, depth: u32) -> Result<Vec<Planned>, String> {
         let Some(fields) = arguments.as_object() else {
             return Err("the arguments must be a JSON object".into());
         };
@@ -450,10 +473,10 @@ impl TaskTool {
                 let Some(task) = task.as_object() else {
                     return Err(format!("`tasks[{index}]` must be an object"));
                 };
-                planned.extend(self.plan_one(task, &at)?);
+                planned.extend(self.plan_one(task, &at, depth)?);
             }
         } else {
-            planned.extend(self.plan_one(fields, "")?);
+            planned.extend(self.plan_one(fields, "", depth)?);
         }
         let mut resumed: Vec<&str> = planned
             .iter()
@@ -476,7 +499,12 @@ impl TaskTool {
         Ok(planned)
     }
 
-    fn plan_one(&self, task: &Map<String, Value>, at: &str) -> Result<Vec<Planned>, String> {
+    fn plan_one(
+        &self,
+        task: &Map<String, Value>,
+        at: &str,
+        depth: u32,
+    ) -> Result<Vec<Planned>, String> {
         if let Some(unknown) = task.keys().find(|key| !TASK_FIELDS.contains(&key.as_str())) {
             return Err(unknown_field(unknown, at));
         }
@@ -520,6 +548,10 @@ impl TaskTool {
                 self.subagents.registry().names().join(", ")
             ));
         };
+        let type_source = spec
+            .source
+            .path()
+            .map(|_| spec.source.describe(self.workspace.root()));
         let read_only = match task.get("read_only") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(read_only)) => *read_only,
@@ -591,7 +623,7 @@ impl TaskTool {
             .tool_registry(
                 self.subagents.all_tools(),
                 read_only,
-                self.nesting_allowed(),
+                self.subagents.nesting_allowed(depth),
             )
             .map_err(|error| error.message().to_string())?;
         if let Some(tools) = &tools
@@ -632,6 +664,7 @@ impl TaskTool {
             .map(|model| Planned {
                 description: description.clone(),
                 subagent: subagent.clone(),
+                type_source: type_source.clone(),
                 workspace: workspace.clone(),
                 request: SubagentRequest {
                     subagent: subagent.clone(),
@@ -640,7 +673,7 @@ impl TaskTool {
                     tools: tools.clone(),
                     read_only,
                     history: history.clone(),
-                    depth: self.depth,
+                    depth,
                     timeout,
                     run_id: run_id.clone(),
                 },
@@ -660,7 +693,7 @@ impl TaskTool {
                 "'{run_id}' is not a run id; use the id from an earlier answer's footer"
             )));
         }
-        let Some(store) = self.subagents.transcript_store(&self.workspace) else {
+        let Some(store) = self.subagents.transcript_store(&self.workspace)? else {
             return Err(Error::invalid_input(
                 "transcripts are off here, so no run can be resumed",
             ));
@@ -671,11 +704,23 @@ impl TaskTool {
                 "the transcript of run '{run_id}' holds no messages"
             )));
         }
-        let workspace = store
-            .workspace(run_id)?
-            .filter(|path| path.starts_with(self.workspace.root()))
-            .and_then(|path| Workspace::new(path).ok());
-        Ok((messages, workspace))
+        let Some(recorded) = store.workspace(run_id)? else {
+            return Ok((messages, None));
+        };
+        // The path is compared once canonical: `<workspace>/../..` names no place inside.
+        let inside = std::fs::canonicalize(&recorded)
+            .ok()
+            .filter(|path| path.starts_with(self.workspace.root()));
+        let Some(path) = inside else {
+            return Err(Error::invalid_input(format!(
+                "run '{run_id}' cannot be resumed here: its transcript names the workspace {}, \
+                 which is not {} or a directory inside it (or no longer exists); a run resumes \
+                 only in the workspace it ran in",
+                recorded.display(),
+                self.workspace.root().display()
+            )));
+        };
+        Ok((messages, Some(Workspace::new(path)?)))
     }
 
     /// The prompt with its context, files and expected output.
@@ -758,9 +803,24 @@ impl Tool for TaskTool {
     }
 
     fn call(&self, input: &Value, context: &ToolContext<'_>) -> Result<String, Error> {
+        // Depth is counted from the caller, whoever built this tool: a subagent at depth
+        // d starts runs at d + 1, and only while d is below the limit.
+        let depth = match context.subagent_depth() {
+            None => self.depth,
+            Some(caller) => {
+                if !self.subagents.nesting_allowed(caller) {
+                    return Err(Error::tool(format!(
+                        "subagents at depth {caller} may not start subagents: nesting is \
+                         limited to {} level(s); do this part of the work yourself",
+                        self.subagents.nesting_limit()
+                    )));
+                }
+                self.depth.max(caller + 1)
+            }
+        };
         // Runs started by a run end with it: cancelling the caller cancels them.
         let options = CallOptions::new().cancel_token(context.token().clone());
-        let output = self.call_json_with(input, &options);
+        let output = self.call_at(input, &options, depth);
         if output.is_error {
             Err(Error::tool(output.to_text()))
         } else {

@@ -38,6 +38,9 @@ pub struct TaskResult {
     pub description: String,
     /// The subagent type.
     pub subagent_type: String,
+    /// The file that defined the type (`project file .subtask/agents/reviewer.md`,
+    /// `user file …`); `None` for a built-in type or one registered in code.
+    pub type_source: Option<String>,
     /// The run id to pass as `resume` (`None` if it never started).
     pub run_id: Option<String>,
     /// `completed`, `max_turns`, `max_output_tokens`, `max_cost`, `failed`, `timed_out`,
@@ -93,6 +96,7 @@ impl TaskResult {
         TaskResult {
             description: plan.description.clone(),
             subagent_type: plan.subagent.clone(),
+            type_source: plan.type_source.clone(),
             run_id: Some(run_id.to_string()),
             status: status.to_string(),
             model: Some(result.model.clone()),
@@ -115,6 +119,7 @@ impl TaskResult {
         TaskResult {
             description: plan.description.clone(),
             subagent_type: plan.subagent.clone(),
+            type_source: plan.type_source.clone(),
             run_id,
             status: status.to_string(),
             model: plan.request.model.clone(),
@@ -132,7 +137,9 @@ impl TaskResult {
         self.status == AgentStop::Completed.as_str()
     }
 
-    /// `[run explore-k3m9x2ab · completed · 4 turns · 12,345 in / 678 out tokens · $0.0123 · 8.2 s]`
+    /// `[run explore-k3m9x2ab · completed · 4 turns · 12,345 in / 678 out tokens · $0.0123 · 8.2 s]`,
+    /// ending `· reviewer from project file .subtask/agents/reviewer.md` for a type defined
+    /// in a file.
     pub fn footer(&self) -> String {
         let mut parts = vec![
             format!("run {}", self.run_id.as_deref().unwrap_or("-")),
@@ -155,6 +162,9 @@ impl TaskResult {
             parts.push(format!("${cost:.4}"));
         }
         parts.push(format!("{:.1} s", self.duration_ms as f64 / 1000.0));
+        if let Some(source) = &self.type_source {
+            parts.push(format!("{} from {source}", self.subagent_type));
+        }
         format!("[{}]", parts.join(" · "))
     }
 }

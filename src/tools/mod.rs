@@ -64,6 +64,8 @@ pub struct ToolContext<'a> {
     workspace: &'a Workspace,
     token: &'a CancelToken,
     processes: &'a ProcessGroups,
+    /// The nesting depth of the subagent making the call; `None` for the host's own agent.
+    subagent_depth: Option<u32>,
 }
 
 impl<'a> ToolContext<'a> {
@@ -77,7 +79,22 @@ impl<'a> ToolContext<'a> {
             workspace,
             token,
             processes,
+            subagent_depth: None,
         }
+    }
+
+    /// Marks the call as made by a subagent run at nesting `depth` (0 for a run the host
+    /// started, 1 for a run that run started…; see
+    /// [`SubagentRun::depth`](crate::subagents::SubagentRun::depth)). `None`, the default,
+    /// is the host's own agent. The `task` tool counts nesting from it.
+    pub fn with_subagent_depth(mut self, depth: Option<u32>) -> ToolContext<'a> {
+        self.subagent_depth = depth;
+        self
+    }
+
+    /// The nesting depth of the subagent making the call; `None` for the host's own agent.
+    pub fn subagent_depth(&self) -> Option<u32> {
+        self.subagent_depth
     }
 
     /// The directory the call is confined to.

@@ -251,6 +251,16 @@ impl TempDir {
     }
 }
 
+/// Removes a directory when dropped: what a test wrote outside its [`TempDir`] (its
+/// transcripts in the per-user state directory).
+pub struct RemoveOnDrop(pub std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);

@@ -5,17 +5,24 @@ use std::io::Write as _;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use subtask::subagents::{SpecSource, SubagentSpec};
+use subtask::subagents::SubagentSpec;
 use subtask::tools::{ToolRegistry, Workspace, builtin_tools};
 
 use crate::setup::{self, Settings};
 use crate::{Failure, SchemaFormat};
 
-/// Lists the subagent types: built-in and from `.subtask/agents/` of the workspace.
-pub fn agents(cwd: Option<&Path>, as_json: bool) -> Result<u8, Failure> {
+/// Lists the subagent types (built-in and from `.subtask/agents/` of the workspace), where
+/// each came from, and the files that were set aside.
+pub fn agents(cwd: Option<&Path>, as_json: bool, trust_project: bool) -> Result<u8, Failure> {
     let workspace = setup::workspace(cwd)?;
-    let types = setup::types(&workspace)?;
+    let types = setup::types(&workspace, trust_project)?;
     let tools = builtin_tools();
+    let shown = |path: &Path| {
+        path.strip_prefix(workspace.root())
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    };
     let text = if as_json {
         let list: Vec<Value> = types
             .iter()
@@ -28,15 +35,33 @@ pub fn agents(cwd: Option<&Path>, as_json: bool) -> Result<u8, Failure> {
                     "model": spec.model,
                     "max_turns": spec.max_turns,
                     "timeout_seconds": spec.timeout.map(|timeout| timeout.as_secs_f64()),
-                    "source": source(spec, &workspace),
+                    "source": spec.source.describe(workspace.root()),
                 })
             })
             .collect();
-        pretty(&Value::Array(list))
+        let problems: Vec<Value> = types
+            .problems()
+            .iter()
+            .map(|problem| json!({"file": shown(&problem.path), "error": problem.message}))
+            .collect();
+        if problems.is_empty() {
+            pretty(&Value::Array(list))
+        } else {
+            pretty(&json!({"types": list, "not_loaded": problems}))
+        }
     } else {
         let mut text = String::new();
         for spec in types.iter() {
             describe(&mut text, spec, &tools, &workspace);
+        }
+        if !types.problems().is_empty() {
+            text.push_str("Not loaded:\n");
+            for problem in types.problems() {
+                let _ = writeln!(text, "  {}", shown(&problem.path));
+                for line in wrap(&problem.message, WIDTH - 4) {
+                    let _ = writeln!(text, "    {line}");
+                }
+            }
         }
         text.trim_end().to_string()
     };
@@ -46,7 +71,12 @@ pub fn agents(cwd: Option<&Path>, as_json: bool) -> Result<u8, Failure> {
 
 /// One type as a few lines: name and origin, description, tools, and its own settings.
 fn describe(text: &mut String, spec: &SubagentSpec, tools: &ToolRegistry, workspace: &Workspace) {
-    let _ = writeln!(text, "{} ({})", spec.name, source(spec, workspace));
+    let _ = writeln!(
+        text,
+        "{} ({})",
+        spec.name,
+        spec.source.describe(workspace.root())
+    );
     for line in wrap(spec.description.trim(), WIDTH - 2) {
         let _ = writeln!(text, "  {line}");
     }
@@ -104,26 +134,18 @@ fn tool_names(spec: &SubagentSpec, tools: &ToolRegistry) -> Result<Vec<String>, 
     Ok(registry.names().into_iter().map(str::to_string).collect())
 }
 
-/// `built-in`, or the file it came from (relative to the workspace when inside it).
-fn source(spec: &SubagentSpec, workspace: &Workspace) -> String {
-    match &spec.source {
-        SpecSource::BuiltIn => "built-in".to_string(),
-        SpecSource::File(path) => path
-            .strip_prefix(workspace.root())
-            .unwrap_or(path)
-            .display()
-            .to_string(),
-        _ => "code".to_string(),
-    }
-}
-
 /// Prints the `task` tool's definition as the workspace would offer it.
-pub fn schema(cwd: Option<&Path>, format: SchemaFormat) -> Result<u8, Failure> {
+pub fn schema(
+    cwd: Option<&Path>,
+    format: SchemaFormat,
+    trust_project: bool,
+) -> Result<u8, Failure> {
     let workspace = setup::workspace(cwd)?;
     let settings = Settings {
         model: None,
         timeout: None,
         no_transcripts: true,
+        trust_project_agents: trust_project,
     };
     let tool = setup::task_tool(&workspace, setup::no_model(), &settings, None)?;
     let definition = match format {

@@ -90,6 +90,10 @@ struct AgentsArgs {
     /// Print the types as a JSON array
     #[arg(long)]
     json: bool,
+
+    /// List the types as `run --trust-project-agents` would see them
+    #[arg(long)]
+    trust_project_agents: bool,
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +101,10 @@ struct SchemaArgs {
     /// The format of the definition
     #[arg(long, value_enum, default_value_t = SchemaFormat::Openai)]
     format: SchemaFormat,
+
+    /// Describe the types as `run --trust-project-agents` would see them
+    #[arg(long)]
+    trust_project_agents: bool,
 }
 
 /// The tool formats `schema` prints.
@@ -164,8 +172,8 @@ fn main() -> ExitCode {
     let cwd = cli.cwd.as_deref();
     let result = match cli.command {
         Command::Run(args) => run::run(args, cwd),
-        Command::Agents(args) => catalog::agents(cwd, args.json),
-        Command::Schema(args) => catalog::schema(cwd, args.format),
+        Command::Agents(args) => catalog::agents(cwd, args.json, args.trust_project_agents),
+        Command::Schema(args) => catalog::schema(cwd, args.format, args.trust_project_agents),
         Command::Mcp(args) => serve_mcp(cwd, &args.settings),
     };
     match result {

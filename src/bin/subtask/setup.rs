@@ -28,10 +28,15 @@ pub struct Settings {
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub timeout: Option<Duration>,
 
-    /// Keep no transcripts (by default each run writes .subtask/transcripts/<run-id>.jsonl,
-    /// which --resume reads)
+    /// Keep no transcripts (by default each run writes <run-id>.jsonl under
+    /// $XDG_STATE_HOME/subtask/transcripts/, which --resume reads)
     #[arg(long)]
     pub no_transcripts: bool,
+
+    /// Let the workspace's .subtask/agents/ files replace built-in and user types of the
+    /// same name (only for repositories you trust) [env: SUBTASK_TRUST_PROJECT_AGENTS=1]
+    #[arg(long)]
+    pub trust_project_agents: bool,
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -73,9 +78,12 @@ pub fn workspace(cwd: Option<&Path>) -> Result<Workspace, Failure> {
     workspace.map_err(|error| Failure::usage(format!("--cwd: {}", error.message())))
 }
 
-/// The built-in subagent types and those of the workspace's `.subtask/agents/`.
-pub fn types(workspace: &Workspace) -> Result<SubagentRegistry, Failure> {
-    let mut types = SubagentRegistry::builtin();
+/// The built-in subagent types and those of the workspace's `.subtask/agents/`, which
+/// replace built-in ones only when `trust_project` (or `SUBTASK_TRUST_PROJECT_AGENTS=1`).
+/// Files that cannot be loaded are logged and set aside.
+pub fn types(workspace: &Workspace, trust_project: bool) -> Result<SubagentRegistry, Failure> {
+    let trust = trust_project || subtask::subagents::trust_project_from_env();
+    let mut types = SubagentRegistry::builtin().trust_project(trust);
     types.load_workspace(workspace)?;
     Ok(types)
 }
@@ -103,7 +111,8 @@ pub fn task_tool(
     if let Some(observer) = observer {
         runtime = runtime.observer(move |event: &subtask::Event| observer.on_event(event));
     }
-    let mut subagents = Subagents::new(model, builtin_tools()).types(types(workspace)?);
+    let mut subagents = Subagents::new(model, builtin_tools())
+        .types(types(workspace, settings.trust_project_agents)?);
     if settings.no_transcripts {
         subagents = subagents.transcripts(Transcripts::Off);
     }
