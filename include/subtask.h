@@ -270,10 +270,14 @@ void subtask_reply_set(subtask_reply *reply, const char *text);
  *   variable), `api_key`, `base_url`: strings, unused when a host model is set
  *   (`subtask_config_set_model`);
  * - `workspace`: a directory (default: the current directory);
- * - `transcripts`: a directory, or `"off"` (default: `.subtask/transcripts` in the
- *   workspace);
- * - `agents_dirs`: an array of directories of Markdown subagent types, read besides
- *   `.subtask/agents` in the workspace;
+ * - `transcripts`: a directory, or `"off"` (default: the per-user state directory,
+ *   `$XDG_STATE_HOME/subtask/transcripts/<workspace>/`, out of the subagents' reach);
+ * - `agents_dirs`: an array of directories of Markdown subagent types (yours: read after
+ *   `~/.claude/agents`, `~/.config/subtask/agents` and the workspace's `.claude/agents`
+ *   and `.subtask/agents`, whose types never replace built-in or yours);
+ * - `trust_project_agents`: `true` to let the workspace's `.subtask/agents` files replace
+ *   built-in types (default: the `SUBTASK_TRUST_PROJECT_AGENTS` environment variable,
+ *   else `false`);
  * - `max_parallel` (tasks one `task` call may run, default 10), `max_depth` (how deep
  *   subagents may nest, default 0): whole numbers.
  *

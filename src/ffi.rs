@@ -391,9 +391,9 @@ pub unsafe extern "C" fn subtask_reply_set(reply: *mut subtask_reply, text: *con
 /// - `workspace`: a directory (default: the current directory);
 /// - `transcripts`: a directory, or `"off"` (default: the per-user state directory,
 ///   `$XDG_STATE_HOME/subtask/transcripts/<workspace>/`, out of the subagents' reach);
-/// - `agents_dirs`: an array of directories of Markdown subagent types, read besides
-///   `.subtask/agents` in the workspace (whose types never replace built-in or these
-///   ones);
+/// - `agents_dirs`: an array of directories of Markdown subagent types (yours: read after
+///   `~/.claude/agents`, `~/.config/subtask/agents` and the workspace's `.claude/agents`
+///   and `.subtask/agents`, whose types never replace built-in or yours);
 /// - `trust_project_agents`: `true` to let the workspace's `.subtask/agents` files replace
 ///   built-in types (default: the `SUBTASK_TRUST_PROJECT_AGENTS` environment variable,
 ///   else `false`);
@@ -1028,10 +1028,7 @@ fn build_runtime(config: Option<&subtask_config>) -> Result<subtask_runtime, Err
     let trust_project =
         flag(settings, "trust_project_agents")?.unwrap_or_else(trust_project_from_env);
     let mut types = SubagentRegistry::builtin().trust_project(trust_project);
-    types.load_workspace(&workspace)?;
-    for dir in agents_dirs(settings)? {
-        types.load_dir(dir)?;
-    }
+    types.load_all(&workspace, agents_dirs(settings)?)?;
     let transcripts = match string(settings, "transcripts")?.as_deref() {
         None => Transcripts::PerUser,
         Some("off") => Transcripts::Off,

@@ -1,6 +1,7 @@
 //! For scripts: [`task`] runs one subagent and returns its answer, on a default runtime
 //! built from the environment the first time it is needed.
 
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -161,7 +162,7 @@ fn default_tool() -> Result<&'static TaskTool, Error> {
         .get_or_init(|| {
             let workspace = Workspace::current_dir()?;
             let mut types = SubagentRegistry::builtin().trust_project(trust_project_from_env());
-            types.load_workspace(&workspace)?;
+            types.load_all(&workspace, std::iter::empty::<&Path>())?;
             let model = ModelConfig::from_env()?.build()?;
             let subagents = Subagents::new(model, builtin_tools()).types(types);
             Ok(TaskTool::new(Runtime::new()?, subagents, workspace))

@@ -401,7 +401,7 @@ fn a_broken_markdown_file_is_set_aside_naming_the_file_and_the_field() {
     let cases = [
         (
             "---\nname: broken\ndescription: d\nmax_turns: lots\n---\nPrompt\n",
-            "max_turns",
+            "maxTurns",
         ),
         (
             "---\nname: broken\ndescription: d\ntimeout: soon\n---\nPrompt\n",
@@ -413,8 +413,8 @@ fn a_broken_markdown_file_is_set_aside_naming_the_file_and_the_field() {
         ),
         ("---\nname: broken\n---\nPrompt\n", "description"),
         (
-            "---\nname: broken\ndescription: d\ncolour: red\n---\nPrompt\n",
-            "colour",
+            "---\nname: broken\ndescription: d\ntools: {read: yes}\n---\nPrompt\n",
+            "tools",
         ),
     ];
     for (text, field) in cases {
@@ -1263,4 +1263,171 @@ fn a_streamed_anthropic_run_calls_the_tool_and_answers() {
             })
         );
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agent files people already have
+// ---------------------------------------------------------------------------------------------
+
+/// The Claude Code agent files in `tests/fixtures/claude-agents`, in a workspace's
+/// `.claude/agents/`: every one loads, with Claude Code's tool names mapped to ours, its
+/// model, turn limit and read-only rule, and what subtask ignores listed as warnings.
+#[test]
+fn claude_code_agent_files_load_with_their_tools_and_models() {
+    let dir = TempDir::new("claude-agents");
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-agents");
+    for entry in std::fs::read_dir(&fixtures).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        dir.write(
+            &format!(".claude/agents/{name}"),
+            std::fs::read(&path).unwrap(),
+        );
+    }
+    let mut types = SubagentRegistry::builtin();
+    assert_eq!(types.load_workspace(&dir.workspace()).unwrap(), 3);
+    assert!(types.problems().is_empty(), "{:?}", types.problems());
+
+    let reviewer = types.get("code-reviewer").unwrap();
+    assert_eq!(
+        reviewer.tools.as_deref().unwrap(),
+        ["read", "grep", "glob", "bash"]
+    );
+    assert_eq!(reviewer.model, None, "inherit");
+    assert!(
+        reviewer
+            .description
+            .starts_with("Expert code review specialist.")
+    );
+    assert!(
+        reviewer
+            .system_prompt
+            .starts_with("You are a senior code reviewer")
+    );
+    assert!(
+        matches!(&reviewer.source, SpecSource::Project(path) if path.ends_with(".claude/agents/code-reviewer.md"))
+    );
+
+    let debugger = types.get("debugger").unwrap();
+    assert_eq!(
+        debugger.tools.as_deref().unwrap(),
+        ["read", "edit", "bash", "grep", "glob"]
+    );
+    assert_eq!(debugger.model.as_deref(), Some("sonnet"));
+    assert_eq!(
+        debugger.description,
+        "Debugging specialist for errors, test failures, and unexpected behavior.\nUse proactively when encountering any issues."
+    );
+
+    let researcher = types.get("researcher").unwrap();
+    assert_eq!(
+        researcher.tools.as_deref().unwrap(),
+        ["read", "grep", "glob"]
+    );
+    assert_eq!(researcher.disallowed_tools, ["bash"]);
+    assert_eq!(researcher.max_turns, Some(30));
+    assert!(researcher.read_only, "permissionMode: plan");
+    assert_eq!(
+        researcher.description,
+        "Researches a question across the codebase and the web and reports findings with file paths."
+    );
+    let warnings: Vec<String> = types
+        .warnings()
+        .iter()
+        .map(|warning| {
+            format!(
+                "{}: {}",
+                warning.path.file_name().unwrap().to_string_lossy(),
+                warning.message
+            )
+        })
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert!(
+        warnings[0].contains("unknown field `effortLevel`"),
+        "{warnings:#?}"
+    );
+    assert!(
+        warnings[1].starts_with(
+            "researcher.md: field `tools`: WebFetch, WebSearch, mcp__github__search_code"
+        ),
+        "{warnings:#?}"
+    );
+
+    // The types run with what they were given: the reviewer is offered exactly its tools.
+    let tools = reviewer
+        .tool_registry(&builtin_tools(), false, false)
+        .unwrap();
+    assert_eq!(tools.names(), ["bash", "read", "glob", "grep"]);
+}
+
+/// Precedence: in the workspace `.subtask/agents` wins over `.claude/agents`; the user's
+/// `~/.config/subtask/agents` over `~/.claude/agents` (both read by `load_all` through
+/// HOME / XDG_CONFIG_HOME, here directories named in code); a named directory over both.
+#[test]
+fn a_later_directory_wins_and_one_directory_may_not_repeat_a_name() {
+    let dir = TempDir::new("precedence");
+    let agent =
+        |description: &str| format!("---\nname: helper\ndescription: {description}\n---\nHelp.\n");
+    dir.write(".claude/agents/helper.md", agent("From .claude."));
+    dir.write(".subtask/agents/helper.md", agent("From .subtask."));
+    let mut types = SubagentRegistry::builtin();
+    types.load_workspace(&dir.workspace()).unwrap();
+    assert_eq!(types.get("helper").unwrap().description, "From .subtask.");
+    assert!(types.problems().is_empty(), "{:?}", types.problems());
+
+    let first = TempDir::new("precedence-user-a");
+    let second = TempDir::new("precedence-user-b");
+    first.write("helper.md", agent("First user dir."));
+    second.write("helper.md", agent("Second user dir."));
+    let mut types = SubagentRegistry::builtin();
+    types
+        .load_all(&dir.workspace(), [first.path(), second.path()])
+        .unwrap();
+    let helper = types.get("helper").unwrap();
+    assert_eq!(helper.description, "Second user dir.");
+    assert!(matches!(helper.source, SpecSource::User(_)));
+
+    // Two files of one directory with one name: the second is set aside.
+    first.write("other.md", agent("Another helper."));
+    let mut types = SubagentRegistry::builtin();
+    types.load_dir(first.path()).unwrap();
+    assert_eq!(types.problems().len(), 1, "{:?}", types.problems());
+    assert!(types.problems()[0].message.contains("rename one"));
+}
+
+/// Every Markdown agent example in README.md loads as written (so the docs cannot drift).
+#[test]
+fn the_readme_agent_examples_load() {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let mut examples = 0;
+    let mut rest = readme.as_str();
+    while let Some(start) = rest.find("```markdown\n") {
+        let block = &rest[start + "```markdown\n".len()..];
+        let end = block.find("\n```").expect("a closed code block");
+        let text = &block[..end];
+        rest = &block[end..];
+        if !text.trim_start().starts_with("---") {
+            continue;
+        }
+        examples += 1;
+        let dir = TempDir::new("readme-agent");
+        dir.write(".subtask/agents/example.md", text);
+        let mut types = SubagentRegistry::builtin();
+        assert_eq!(
+            types.load_workspace(&dir.workspace()).unwrap(),
+            1,
+            "{:?}\n{text}",
+            types.problems()
+        );
+        assert!(
+            types.warnings().is_empty(),
+            "{:?}\n{text}",
+            types.warnings()
+        );
+    }
+    assert!(examples >= 1, "README.md shows no agent file");
 }

@@ -142,6 +142,45 @@ fn thousands(number: u64) -> String {
     out
 }
 
+/// Asserts `schema` uses only the JSON Schema keywords every major provider accepts in a
+/// function declaration: Gemini's (an OpenAPI subset) refuse `anyOf`, `oneOf`, `$ref`,
+/// `additionalProperties`, `exclusiveMinimum` and `propertyNames`.
+#[track_caller]
+fn assert_portable(schema: &Value) {
+    const ALLOWED: &[&str] = &[
+        "type",
+        "description",
+        "enum",
+        "properties",
+        "required",
+        "items",
+        "minItems",
+        "maxItems",
+        "minimum",
+        "maximum",
+        "format",
+        "nullable",
+    ];
+    let Some(object) = schema.as_object() else {
+        return;
+    };
+    for (key, value) in object {
+        assert!(
+            ALLOWED.contains(&key.as_str()),
+            "`{key}` is not portable: {schema}"
+        );
+        match key.as_str() {
+            "properties" => value
+                .as_object()
+                .unwrap()
+                .values()
+                .for_each(assert_portable),
+            "items" => assert_portable(value),
+            _ => {}
+        }
+    }
+}
+
 /// Asserts `output` is a refused call whose message contains every one of `fragments`.
 #[track_caller]
 fn assert_invalid(output: &TaskOutput, fragments: &[&str]) {
@@ -495,13 +534,25 @@ fn several_models_ask_the_same_read_only_question_of_each() {
             ],
         );
 
+        // `models` is the list's own field (the schema offers no list in `model`).
+        a.push(answer_naming_the_prompt());
+        b.push(answer_naming_the_prompt());
+        let output = tool.call_json(&with(
+            with(ask.clone(), "models", models.clone()),
+            "read_only",
+            json!(true),
+        ));
+        assert!(!output.is_error, "{}", output.to_text());
+        assert_eq!(output.results.len(), 2);
+        assert_eq!(calls.load(Ordering::SeqCst), 8);
+
         // Without read_only, a type that may write is refused before anything runs.
         let submitted = runtime.stats().submitted;
         let refused = tool.call_json(&with(ask.clone(), "model", models.clone()));
         assert_invalid(&refused, &["`model` lists 2 models", "read_only: true"]);
         assert_eq!(runtime.stats().submitted, submitted);
-        assert_eq!(calls.load(Ordering::SeqCst), 4, "the resolver was called");
-        assert_eq!((a.requests().len(), b.requests().len()), (1, 1));
+        assert_eq!(calls.load(Ordering::SeqCst), 8, "the resolver was called");
+        assert_eq!((a.requests().len(), b.requests().len()), (2, 2));
 
         // A read-only type needs no read_only.
         a.push(answer_naming_the_prompt());
@@ -647,6 +698,23 @@ fn every_invalid_call_is_refused_naming_the_field_before_anything_runs() {
                 vec!["`model` must be a model name or an array"],
             ),
             (set("model", json!([])), vec!["`model` lists no models"]),
+            (set("models", json!([])), vec!["`models` lists no models"]),
+            (
+                with(
+                    set("models", json!(["openai:a", "openai:b"])),
+                    "subagent_type",
+                    json!("general-purpose"),
+                ),
+                vec!["`models` lists 2 models", "read_only: true"],
+            ),
+            (
+                with(
+                    set("models", json!(["openai:a"])),
+                    "model",
+                    json!("openai:b"),
+                ),
+                vec!["set `model` (one model) or `models` (several), not both"],
+            ),
             (
                 set("model", json!(["openai:a", 5])),
                 vec!["`model` must be an array of strings"],
@@ -1045,7 +1113,7 @@ fn the_definitions_describe_the_live_configuration() {
     assert_eq!(Tool::description(&tool), description);
 
     assert_eq!(schema["type"], "object");
-    assert_eq!(schema["additionalProperties"], false);
+    assert_portable(schema);
     assert_eq!(schema["properties"]["subagent_type"]["enum"], json!(names));
     let tasks = &schema["properties"]["tasks"];
     assert_eq!(tasks["type"], "array");
@@ -1091,6 +1159,20 @@ fn the_definitions_describe_the_live_configuration() {
         plan_line.ends_with("(tools: read, ls, glob, grep)"),
         "{plan_line}"
     );
+    for guidance in [
+        "write code or only research",
+        "The user does not see a subagent's answer",
+        "use it proactively",
+        "never give two tasks that write the same files",
+        "sonnet, haiku",
+        "provider:model",
+        "{\"tasks\": [{\"description\": \"Find the timer\"",
+    ] {
+        assert!(
+            description.contains(guidance),
+            "{guidance:?} missing from:\n{description}"
+        );
+    }
     for limit in [
         "`tasks` (1 to 6); 3 run at once",
         "a run may take 123 s",

@@ -125,6 +125,11 @@ const ALIASES: &[(&str, &str)] = &[
     ("4o-mini", "openai:gpt-4o-mini"),
 ];
 
+/// Every alias and what it stands for, in the table's order.
+pub fn aliases() -> impl Iterator<Item = (&'static str, &'static str)> {
+    ALIASES.iter().copied()
+}
+
 /// What an alias stands for: `sonnet` → `anthropic:claude-sonnet-4-5`.
 pub fn resolve_alias(name: &str) -> Option<&'static str> {
     ALIASES

@@ -26,7 +26,7 @@ mod scripted;
 mod sse;
 
 pub use anthropic::{Anthropic, AnthropicConfig};
-pub use config::{ApiKey, ModelConfig, Provider, resolve_alias};
+pub use config::{ApiKey, ModelConfig, Provider, aliases, resolve_alias};
 pub use function::FunctionModel;
 pub use http::HttpOptions;
 pub(crate) use http::preview;

@@ -1,51 +1,95 @@
-//! Subagent types written as Markdown: a front-matter block, then the system prompt.
+//! Subagent types written as Markdown: YAML front matter, then the system prompt. Claude
+//! Code's agent files load as they are.
 //!
 //! ```markdown
 //! ---
 //! name: reviewer
-//! description: Reviews a diff for bugs and missing tests.
-//! tools: read, grep, glob
-//! model: haiku
-//! max_turns: 20
-//! timeout: 5m
+//! description: |
+//!   Reviews a diff for bugs and missing tests.
+//!   Use it proactively after a change.
+//! tools: Read, Grep, Glob        # Claude Code's names or ours; a list works too
+//! model: haiku                   # or provider:model; `inherit` (or none) for the parent's
+//! maxTurns: 20                   # or max_turns
+//! timeout: 5m                    # seconds, or 90s / 5m / 1h
+//! permissionMode: plan           # plan = read-only
+//! color: blue                    # accepted and ignored
 //! ---
 //! You review code changes. ...
 //! ```
 //!
-//! Lists are written `a, b`, `[a, b]`, or as `- a` lines. `timeout` is seconds or a
-//! duration (`90s`, `5m`, `1h`). `model: inherit` (or no `model`) uses the parent's model.
-//! A file that breaks a rule is an error naming the file and the field.
-
-use std::path::Path;
-use std::time::Duration;
+//! The front matter is parsed by a YAML parser ([`serde_saphyr`]: comments, block scalars,
+//! quoted strings, lists in either form). Field names are matched without regard to case,
+//! `_` or `-` (`maxTurns`, `max_turns`, `max-turns`). Unknown fields, and tools subtask does
+//! not have (`WebFetch`, `TodoWrite`…), are warnings, not errors; a field with a value that
+//! cannot be used is an error naming the file, the field and what to write.
 
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Duration;
 
 use rustix::fs::OFlags;
+use serde_json::{Map, Value};
 
 use super::{SpecSource, SubagentSpec};
 use crate::error::Error;
 use crate::llm::ModelConfig;
 
-const FIELDS: &[&str] = &[
-    "name",
-    "description",
-    "tools",
-    "disallowed_tools",
-    "model",
-    "max_turns",
-    "timeout",
-    "read_only",
+/// The fields, by their normalised name (lowercase, no `_` or `-`), with the name shown in
+/// messages.
+const FIELDS: &[(&str, &str)] = &[
+    ("name", "name"),
+    ("description", "description"),
+    ("tools", "tools"),
+    ("disallowedtools", "disallowedTools"),
+    ("model", "model"),
+    ("maxturns", "maxTurns"),
+    ("timeout", "timeout"),
+    ("readonly", "read_only"),
+    ("permissionmode", "permissionMode"),
+    ("color", "color"),
+    ("memory", "memory"),
+];
+
+/// Claude Code's tool names, lowercased, and the tool each maps to (`None`: subtask has
+/// nothing like it, so the name is dropped with a warning).
+const CLAUDE_TOOLS: &[(&str, Option<&str>)] = &[
+    ("read", Some("read")),
+    ("write", Some("write")),
+    ("edit", Some("edit")),
+    ("multiedit", Some("edit")),
+    ("bash", Some("bash")),
+    ("grep", Some("grep")),
+    ("glob", Some("glob")),
+    ("ls", Some("ls")),
+    ("webfetch", None),
+    ("websearch", None),
+    ("todowrite", None),
+    ("todoread", None),
+    ("notebookedit", None),
+    ("notebookread", None),
+    ("bashoutput", None),
+    ("killshell", None),
+    ("killbash", None),
+    ("exitplanmode", None),
+    ("slashcommand", None),
+    ("skill", None),
 ];
 
 /// The largest agent file read: 1 MiB.
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
+/// A parsed file: its type, and what was accepted but ignored or dropped.
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    pub(crate) spec: SubagentSpec,
+    pub(crate) warnings: Vec<String>,
+}
+
 /// Reads one Markdown subagent file: a regular file (a symlink or FIFO is refused, so a
 /// repository cannot point the loader elsewhere or hang it) of at most 1 MiB. `project`
 /// marks a file of the workspace (untrusted).
-pub(crate) fn parse_file(path: &Path, project: bool) -> Result<SubagentSpec, Error> {
+pub(crate) fn parse_file(path: &Path, project: bool) -> Result<Parsed, Error> {
     let cannot = |error: &dyn std::fmt::Display| {
         Error::config(format!("{}: cannot read it: {error}", path.display()))
     };
@@ -78,87 +122,64 @@ pub(crate) fn parse_file(path: &Path, project: bool) -> Result<SubagentSpec, Err
 }
 
 /// Parses a subagent definition; `path` names the file in errors.
-pub(crate) fn parse(text: &str, path: &Path, source: SpecSource) -> Result<SubagentSpec, Error> {
+pub(crate) fn parse(text: &str, path: &Path, source: SpecSource) -> Result<Parsed, Error> {
     let file = path.display();
     let fail = |message: String| Error::config(format!("{file}: {message}"));
-    let text = text.trim_start_matches('\u{feff}');
-    let mut lines = text.lines();
-    if lines
-        .by_ref()
-        .find(|line| !line.trim().is_empty())
-        .map(str::trim)
-        != Some("---")
-    {
-        return Err(fail(
-            "no front matter: start the file with a '---' line, then `name:` and \
-             `description:` lines, then '---' and the system prompt"
-                .into(),
-        ));
-    }
-    let mut fields: Vec<(String, String)> = Vec::new();
-    let mut closed = false;
-    for line in lines.by_ref() {
-        let trimmed = line.trim();
-        if trimmed == "---" {
-            closed = true;
-            break;
-        }
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        if let Some(item) = trimmed.strip_prefix("- ") {
-            // A list item continues the field above (`tools:` then `- read` lines).
-            let Some((_, value)) = fields.last_mut() else {
-                return Err(fail(format!(
-                    "'{trimmed}' is a list item outside any field"
-                )));
-            };
-            if !value.is_empty() {
-                value.push(',');
-            }
-            value.push_str(unquote(item.trim()));
-            continue;
-        }
-        let Some((key, value)) = trimmed.split_once(':') else {
-            return Err(fail(format!(
-                "'{trimmed}' in the front matter is not `field: value` (is the closing '---' \
-                 line missing?)"
-            )));
-        };
-        let key = key.trim().replace('-', "_").to_ascii_lowercase();
-        let key = if key == "disallowedtools" {
-            "disallowed_tools".to_string()
-        } else {
-            key
-        };
-        if !FIELDS.contains(&key.as_str()) {
-            return Err(fail(format!(
-                "unknown field `{key}`; the fields are: {}",
-                FIELDS.join(", ")
-            )));
-        }
-        if fields.iter().any(|(seen, _)| *seen == key) {
-            return Err(fail(format!("field `{key}` appears twice")));
-        }
-        fields.push((key, unquote(value.trim()).to_string()));
-    }
-    if !closed {
-        return Err(fail(
-            "the front matter never ends: close it with a '---' line before the system prompt"
-                .into(),
-        ));
-    }
-    let body: Vec<&str> = lines.collect();
-    let system_prompt = body.join("\n").trim().to_string();
-    let get = |key: &str| {
-        fields
-            .iter()
-            .find(|(field, _)| field == key)
-            .map(|(_, value)| value.as_str())
-            .filter(|value| !value.is_empty())
+    let (front, body) = split_front_matter(text).map_err(|message| fail(message.into()))?;
+    let fields: Map<String, Value> = if front.trim().is_empty() {
+        Map::new()
+    } else {
+        serde_saphyr::from_str(front).map_err(|error| {
+            fail(format!(
+                "the front matter is not valid YAML ({}); write `field: value` lines, and \
+                 quote values that hold `: ` or start with a special character",
+                one_line(&error.to_string())
+            ))
+        })?
     };
-    let required =
-        |key: &str| get(key).ok_or_else(|| fail(format!("field `{key}` is missing or empty")));
+    let mut warnings = Vec::new();
+    let mut known: Map<String, Value> = Map::new();
+    for (key, value) in fields {
+        let normalised: String = key
+            .chars()
+            .filter(|c| *c != '_' && *c != '-')
+            .flat_map(char::to_lowercase)
+            .collect();
+        match FIELDS.iter().find(|(field, _)| *field == normalised) {
+            Some((field, shown)) => {
+                if known.insert((*field).to_string(), value).is_some() {
+                    return Err(fail(format!("field `{shown}` appears twice")));
+                }
+            }
+            None => warnings.push(format!(
+                "unknown field `{key}` ignored; the fields are: {}",
+                FIELDS
+                    .iter()
+                    .map(|(_, shown)| *shown)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+    let field = |name: &str| known.get(name).filter(|value| !value.is_null());
+    let text_field = |name: &str, shown: &str| -> Result<Option<String>, Error> {
+        match field(name) {
+            None => Ok(None),
+            Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.trim().to_string())),
+            Some(Value::Number(number)) => Ok(Some(number.to_string())),
+            Some(Value::Bool(flag)) => Ok(Some(flag.to_string())),
+            Some(_) => Err(fail(format!("field `{shown}` must be text"))),
+        }
+    };
+    let required = |name: &str| -> Result<String, Error> {
+        text_field(name, name)?.ok_or_else(|| {
+            fail(format!(
+                "field `{name}` is missing or empty; every agent file needs `name:` and \
+                 `description:`"
+            ))
+        })
+    };
     let name = required("name")?;
     if !name
         .chars()
@@ -169,43 +190,59 @@ pub(crate) fn parse(text: &str, path: &Path, source: SpecSource) -> Result<Subag
         )));
     }
     let description = required("description")?;
+    let system_prompt = body.trim().to_string();
     if system_prompt.is_empty() {
         return Err(fail(
             "the system prompt is empty: write it after the closing '---'".into(),
         ));
     }
-    let max_turns = match get("max_turns") {
+    let tools = match field("tools") {
         None => None,
-        Some(value) => match value.parse::<u32>() {
-            Ok(turns) if turns > 0 => Some(turns),
+        Some(value) => Some(tool_names(value, "tools", &mut warnings).map_err(fail)?),
+    };
+    let disallowed_tools = match field("disallowedtools") {
+        None => Vec::new(),
+        Some(value) => tool_names(value, "disallowedTools", &mut warnings).map_err(fail)?,
+    };
+    let max_turns = match field("maxturns") {
+        None => None,
+        Some(value) => match number(value) {
+            Some(turns) if turns >= 1 && turns <= u64::from(u32::MAX) => Some(turns as u32),
             _ => {
                 return Err(fail(format!(
-                    "field `max_turns`: '{value}' is not a whole number of at least 1"
+                    "field `maxTurns`: {value} is not a whole number of at least 1"
                 )));
             }
         },
     };
-    let timeout = match get("timeout") {
+    let timeout = match field("timeout") {
         None => None,
-        Some(value) => Some(parse_duration(value).ok_or_else(|| {
+        Some(value) => Some(duration(value).ok_or_else(|| {
             fail(format!(
-                "field `timeout`: '{value}' is not a duration; write seconds (300) or 90s, 5m, 1h"
+                "field `timeout`: {value} is not a duration; write seconds (300) or 90s, 5m, 1h"
             ))
         })?),
     };
-    let read_only = match get("read_only") {
+    let mut read_only = match field("readonly") {
         None => false,
-        Some("true" | "yes") => true,
-        Some("false" | "no") => false,
-        Some(value) => {
-            return Err(fail(format!(
-                "field `read_only`: '{value}' is not true or false"
-            )));
-        }
+        Some(value) => boolean(value)
+            .ok_or_else(|| fail(format!("field `read_only`: {value} is not true or false")))?,
     };
-    let model = get("model")
-        .filter(|model| !model.eq_ignore_ascii_case("inherit"))
-        .map(str::to_string);
+    if let Some(mode) = text_field("permissionmode", "permissionMode")? {
+        match mode.as_str() {
+            "plan" => read_only = true,
+            // subtask asks no permission: tools are confined instead (see the README's
+            // security model), so these modes change nothing here.
+            "default" | "acceptEdits" | "bypassPermissions" | "dontAsk" | "auto" => {}
+            other => warnings.push(format!(
+                "field `permissionMode`: '{other}' is not a mode subtask knows (plan makes \
+                 the type read-only; default, acceptEdits, bypassPermissions, dontAsk and \
+                 auto change nothing); ignored"
+            )),
+        }
+    }
+    let model =
+        text_field("model", "model")?.filter(|model| !model.eq_ignore_ascii_case("inherit"));
     if let Some(model) = &model
         && ModelConfig::parse(model).is_ok_and(|config| config.provider.reads_files())
     {
@@ -216,43 +253,145 @@ pub(crate) fn parse(text: &str, path: &Path, source: SpecSource) -> Result<Subag
              (SUBTASK_MODEL, --model)"
         )));
     }
-    Ok(SubagentSpec {
-        name: name.to_string(),
-        description: description.to_string(),
-        system_prompt,
-        tools: get("tools").map(list),
-        disallowed_tools: get("disallowed_tools").map(list).unwrap_or_default(),
-        model,
-        max_turns,
-        timeout,
-        read_only,
-        source,
+    Ok(Parsed {
+        spec: SubagentSpec {
+            name,
+            description,
+            system_prompt,
+            tools,
+            disallowed_tools,
+            model,
+            max_turns,
+            timeout,
+            read_only,
+            source,
+        },
+        warnings,
     })
 }
 
-fn unquote(value: &str) -> &str {
-    for quote in ['"', '\''] {
-        if let Some(inner) = value
-            .strip_prefix(quote)
-            .and_then(|rest| rest.strip_suffix(quote))
-        {
-            return inner;
+/// The front matter (between the first line `---` and the next `---` or `...`) and the
+/// body after it.
+fn split_front_matter(text: &str) -> Result<(&str, &str), &'static str> {
+    let text = text.trim_start_matches('\u{feff}');
+    let start = text.trim_start_matches(['\n', '\r', ' ', '\t']);
+    let Some(rest) = start.strip_prefix("---") else {
+        return Err(
+            "no front matter: start the file with a '---' line, then `name:` and \
+                    `description:` lines, then '---' and the system prompt",
+        );
+    };
+    let Some(rest) = rest
+        .strip_prefix("\r\n")
+        .or_else(|| rest.strip_prefix('\n'))
+        .or_else(|| rest.trim_end().is_empty().then_some(""))
+    else {
+        return Err("the first line must be '---' alone");
+    };
+    let mut offset = 0;
+    for line in rest.split_inclusive('\n') {
+        let trimmed = line.trim_end();
+        if trimmed == "---" || trimmed == "..." {
+            return Ok((&rest[..offset], &rest[offset + line.len()..]));
         }
+        offset += line.len();
     }
-    value
+    Err("the front matter never ends: close it with a '---' line before the system prompt")
 }
 
-/// `a, b`, `[a, b]` or the joined `- a` lines.
-fn list(value: &str) -> Vec<String> {
-    let value = value
-        .strip_prefix('[')
-        .and_then(|rest| rest.strip_suffix(']'))
-        .unwrap_or(value);
-    value
-        .split(',')
-        .map(|item| unquote(item.trim()).trim().to_string())
-        .filter(|item| !item.is_empty())
-        .collect()
+/// Tool names from a comma- or space-separated string or a list, mapped to subtask's:
+/// Claude Code's names (any case) become ours; names subtask lacks are dropped with a
+/// warning; any other name is kept (a host may have registered it).
+fn tool_names(
+    value: &Value,
+    shown: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<String>, String> {
+    let items: Vec<String> = match value {
+        Value::String(text) => text
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_string)
+            .collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(text) => Ok(text.trim().to_string()),
+                other => Err(format!(
+                    "field `{shown}`: {other} is not a tool name; write names like `Read, Grep`"
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        other => {
+            return Err(format!(
+                "field `{shown}`: {other} is not a list of tools; write `Read, Grep` or a list"
+            ));
+        }
+    };
+    let mut names = Vec::new();
+    let mut dropped = Vec::new();
+    for item in items {
+        let lower = item.to_ascii_lowercase();
+        let mapped = match CLAUDE_TOOLS.iter().find(|(claude, _)| *claude == lower) {
+            Some((_, Some(ours))) => Some((*ours).to_string()),
+            Some((_, None)) => None,
+            // `Task`, `Agent(explore)`: subagents start subagents only when the host allows
+            // nesting, and then get the `task` tool whatever the file says.
+            None if lower == "task" || lower == "agent" || lower.starts_with("agent(") => None,
+            // MCP tools need an MCP server of the subagent's, which subtask does not start.
+            None if lower.starts_with("mcp__") => None,
+            None => Some(item.clone()),
+        };
+        match mapped {
+            Some(name) if !names.contains(&name) => names.push(name),
+            Some(_) => {}
+            None => dropped.push(item),
+        }
+    }
+    if !dropped.is_empty() {
+        warnings.push(format!(
+            "field `{shown}`: {} not available in subtask and left out (its tools are bash, \
+             read, write, edit, ls, glob, grep and the host's own; a subagent gets `task` \
+             only when nesting is allowed; MCP tools are not offered to subagents)",
+            dropped.join(", ")
+        ));
+    }
+    Ok(names)
+}
+
+/// A whole number, written as a number or as digits.
+fn number(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(number) => number.as_u64(),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// `true`/`false`, or `yes`/`no` as text.
+fn boolean(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(flag) => Some(*flag),
+        Value::String(text) => match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" => Some(true),
+            "false" | "no" | "off" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Seconds as a number (`300`, `1.5`), or text: `300`, `90s`, `5m`, `1h`.
+fn duration(value: &Value) -> Option<Duration> {
+    match value {
+        Value::Number(number) => number
+            .as_f64()
+            .filter(|seconds| *seconds > 0.0)
+            .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok()),
+        Value::String(text) => parse_duration(text),
+        _ => None,
+    }
 }
 
 /// `300`, `300s`, `90s`, `5m`, `1h`.
@@ -272,6 +411,11 @@ fn parse_duration(value: &str) -> Option<Duration> {
     (seconds > 0).then(|| Duration::from_secs(seconds))
 }
 
+/// A parser's message on one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,12 +425,17 @@ mod tests {
         Path::new(".subtask/agents/reviewer.md")
     }
 
+    fn parsed(text: &str) -> Result<Parsed, Error> {
+        parse(text, path(), SpecSource::Project(path().to_path_buf()))
+    }
+
     #[test]
     fn a_full_definition_parses() {
         let text = "---\nname: reviewer\ndescription: \"Reviews diffs\"\ntools: [read, grep]\n\
                     disallowed_tools:\n  - bash\nmodel: haiku\nmax_turns: 20\ntimeout: 5m\n\
                     read_only: true\n---\n\nYou review code.\n";
-        let spec = parse(text, path(), SpecSource::Project(path().to_path_buf())).unwrap();
+        let Parsed { spec, warnings } = parsed(text).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(spec.name, "reviewer");
         assert_eq!(spec.description, "Reviews diffs");
         assert_eq!(
@@ -301,75 +450,113 @@ mod tests {
         assert_eq!(spec.system_prompt, "You review code.");
     }
 
+    /// A Claude Code agent file as its documentation shows one: a block scalar, Claude
+    /// Code's tool names, camelCase fields, comments, and fields subtask ignores.
     #[test]
-    fn inherit_means_no_model_and_comma_lists_work() {
-        let text = "---\nname: a\ndescription: d\ntools: read, ls\nmodel: inherit\n---\nPrompt";
-        let spec = parse(text, path(), SpecSource::Project(path().to_path_buf())).unwrap();
+    fn a_claude_code_agent_file_loads() {
+        let text = "---\n\
+                    name: code-reviewer  # the id\n\
+                    description: |\n  Expert code review specialist.\n  Use proactively after writing code.\n\
+                    tools: Read, Grep, Glob, Bash, WebFetch, mcp__github__search\n\
+                    model: inherit\n\
+                    maxTurns: 12\n\
+                    permissionMode: plan\n\
+                    color: blue\n\
+                    memory: project\n\
+                    hooks: {}\n\
+                    ---\n\
+                    You are a senior code reviewer.\n";
+        let Parsed { spec, warnings } = parsed(text).unwrap();
+        assert_eq!(spec.name, "code-reviewer");
+        assert_eq!(
+            spec.description,
+            "Expert code review specialist.\nUse proactively after writing code."
+        );
+        assert_eq!(
+            spec.tools.as_deref().unwrap(),
+            ["read", "grep", "glob", "bash"]
+        );
         assert_eq!(spec.model, None);
-        assert_eq!(spec.tools.unwrap().len(), 2);
+        assert_eq!(spec.max_turns, Some(12));
+        assert!(spec.read_only, "permissionMode: plan");
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains("unknown field `hooks`"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].contains("WebFetch, mcp__github__search"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn inherit_means_no_model_and_lists_come_in_every_form() {
+        let one = "---\nname: a\ndescription: b\nmodel: inherit\ntools: read, grep\n---\nP\n";
+        let spec = parsed(one).unwrap().spec;
+        assert_eq!(spec.model, None);
+        assert_eq!(spec.tools.unwrap(), ["read", "grep"]);
+        let block = "---\nname: a\ndescription: b\ntools:\n  - Read\n  - \"Grep\"\n---\nP\n";
+        assert_eq!(parsed(block).unwrap().spec.tools.unwrap(), ["read", "grep"]);
+        let comment = "---\nname: a\ndescription: b\ntimeout: 5m  # five minutes\n---\nP\n";
+        assert_eq!(
+            parsed(comment).unwrap().spec.timeout,
+            Some(Duration::from_secs(300))
+        );
     }
 
     #[test]
     fn broken_files_name_the_file_and_the_field() {
         let cases = [
-            ("name: a\n", "no front matter"),
-            ("---\nname: a\ndescription: d\n", "never ends"),
+            ("---\nname: x\n---\nP\n", "`description`"),
+            ("---\ndescription: d\n---\nP\n", "`name`"),
+            ("---\nname: a b\ndescription: d\n---\nP\n", "`name`"),
             (
-                "---\nname: a\ndescription: d\nPrompt",
-                "closing '---' line missing",
+                "---\nname: x\ndescription: d\nmax_turns: 0\n---\nP\n",
+                "`maxTurns`",
             ),
             (
-                "---\ndescription: d\n---\nPrompt",
-                "field `name` is missing",
+                "---\nname: x\ndescription: d\ntimeout: soon\n---\nP\n",
+                "`timeout`",
             ),
             (
-                "---\nname: a\n---\nPrompt",
-                "field `description` is missing",
+                "---\nname: x\ndescription: d\nread_only: maybe\n---\nP\n",
+                "`read_only`",
             ),
             (
-                "---\nname: a\ndescription: d\nmax_turns: ten\n---\nPrompt",
-                "field `max_turns`",
+                "---\nname: x\ndescription: d\ntools: {a: 1}\n---\nP\n",
+                "`tools`",
             ),
             (
-                "---\nname: a\ndescription: d\ntimeout: soon\n---\nPrompt",
-                "field `timeout`",
-            ),
-            (
-                "---\nname: a\ndescription: d\ncolour: red\n---\nPrompt",
-                "unknown field `colour`",
-            ),
-            (
-                "---\nname: a b\ndescription: d\n---\nPrompt",
-                "field `name`",
-            ),
-            (
-                "---\nname: a\ndescription: d\n---\n  \n",
+                "---\nname: x\ndescription: d\n---\n\n",
                 "system prompt is empty",
             ),
+            ("name: x\n", "no front matter"),
+            ("---\nname: x\ndescription: d\n", "never ends"),
+            ("---\nname: [x\n---\nP\n", "not valid YAML"),
             (
-                "---\nname: a\nname: b\ndescription: d\n---\nx",
+                "---\nname: x\nName: y\ndescription: d\n---\nP\n",
                 "appears twice",
             ),
         ];
-        for (text, expected) in cases {
-            let error = parse(text, path(), SpecSource::Project(path().to_path_buf())).unwrap_err();
+        for (text, fragment) in cases {
+            let error = parsed(text).unwrap_err();
             assert_eq!(error.kind(), ErrorKind::Config);
-            let message = error.to_string();
             assert!(
-                message.starts_with(".subtask/agents/reviewer.md: "),
-                "{message}"
+                error.message().starts_with(".subtask/agents/reviewer.md: "),
+                "{error}"
             );
-            assert!(message.contains(expected), "{expected}: {message}");
+            assert!(error.message().contains(fragment), "{fragment}: {error}");
         }
     }
 
     #[test]
     fn durations_read_naturally() {
-        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("300"), Some(Duration::from_secs(300)));
         assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_duration("0"), None);
-        assert_eq!(parse_duration("5 days"), None);
+        assert_eq!(parse_duration("5 parsecs"), None);
     }
 }

@@ -11,14 +11,16 @@ mod spawn;
 mod spec;
 
 pub use hooks::{Hooks, SubagentStart, SubagentStop};
-pub use registry::{LoadProblem, SubagentRegistry, TRUST_PROJECT_ENV, trust_project_from_env};
+pub use registry::{
+    LoadProblem, SubagentRegistry, TRUST_PROJECT_ENV, trust_project_from_env, user_agent_dirs,
+};
 pub use spawn::{
     ModelResolver, SubagentHandle, SubagentOutcome, SubagentRequest, SubagentRun, Subagents,
     Transcripts,
 };
 pub use spec::{SpecSource, SubagentSpec};
 
-/// Where custom subagent types live, relative to the workspace.
+/// Where a workspace's own subagent types live (`.claude/agents` is read too).
 pub const AGENTS_DIR: &str = ".subtask/agents";
 /// The name of the tool that spawns subagents; withheld from subagents unless nesting is
 /// allowed.

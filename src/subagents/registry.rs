@@ -22,6 +22,26 @@ pub fn trust_project_from_env() -> bool {
     })
 }
 
+/// The workspace's agent directories, in precedence order (the last wins).
+const PROJECT_AGENT_DIRS: [&str; 2] = [".claude/agents", AGENTS_DIR];
+
+/// The user's agent directories that exist or may, in precedence order (the last wins):
+/// `~/.claude/agents`, then `$XDG_CONFIG_HOME/subtask/agents` (`~/.config/subtask/agents`).
+pub fn user_agent_dirs() -> Vec<PathBuf> {
+    let absolute = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    let home = absolute("HOME");
+    let config =
+        absolute("XDG_CONFIG_HOME").or_else(|| home.as_ref().map(|home| home.join(".config")));
+    home.map(|home| home.join(".claude/agents"))
+        .into_iter()
+        .chain(config.map(|config| config.join("subtask/agents")))
+        .collect()
+}
+
 /// The subagent types available, in a stable order.
 ///
 /// Types come from four places, trusted differently (see [`SpecSource`]): built in, code
@@ -39,6 +59,8 @@ pub struct SubagentRegistry {
     specs: Vec<SubagentSpec>,
     /// Files set aside by the loads so far, in load order.
     problems: Vec<LoadProblem>,
+    /// Files loaded with something ignored, in load order.
+    warnings: Vec<LoadProblem>,
     /// Whether workspace files may replace built-in, code and user types.
     trust_project: bool,
 }
@@ -65,6 +87,7 @@ impl SubagentRegistry {
         SubagentRegistry {
             specs: builtin::builtin_specs(),
             problems: Vec::new(),
+            warnings: Vec::new(),
             trust_project: false,
         }
     }
@@ -74,6 +97,7 @@ impl SubagentRegistry {
         SubagentRegistry {
             specs: Vec::new(),
             problems: Vec::new(),
+            warnings: Vec::new(),
             trust_project: false,
         }
     }
@@ -100,11 +124,15 @@ impl SubagentRegistry {
             self.specs.push(spec);
             return Ok(());
         };
+        // Two files of one trust in different directories: the later directory wins (the
+        // load order is the precedence); in one directory, two files may not share a name.
+        let later_directory = |old: &Path, new: &Path| old.parent() != new.parent();
         let replaces = match (&existing.source, &spec.source) {
             (SpecSource::BuiltIn, SpecSource::Project(_)) => self.trust_project,
             (SpecSource::BuiltIn, _) => true,
-            (SpecSource::Project(_), SpecSource::Project(_)) => false,
+            (SpecSource::Project(old), SpecSource::Project(new)) => later_directory(old, new),
             (SpecSource::Project(_), _) => true,
+            (SpecSource::User(old), SpecSource::User(new)) => later_directory(old, new),
             (_, SpecSource::Project(_)) if self.trust_project => true,
             (_, SpecSource::Project(_)) => {
                 return Err(Error::config(format!(
@@ -161,14 +189,54 @@ impl SubagentRegistry {
         self.load(dir.as_ref(), false)
     }
 
-    /// Loads the workspace's `.subtask/agents/` as untrusted project types (see the type's
-    /// docs for what they may not replace).
+    /// Loads the workspace's `.claude/agents/` then `.subtask/agents/` (which wins for a
+    /// name both define) as untrusted project types (see the type's docs for what they
+    /// may not replace).
     ///
     /// # Errors
     ///
     /// As [`load_dir`](Self::load_dir).
     pub fn load_workspace(&mut self, workspace: &Workspace) -> Result<usize, Error> {
-        self.load(&workspace.root().join(AGENTS_DIR), true)
+        let mut loaded = 0;
+        for dir in PROJECT_AGENT_DIRS {
+            loaded += self.load(&workspace.root().join(dir), true)?;
+        }
+        Ok(loaded)
+    }
+
+    /// Loads the user's own directories: `~/.claude/agents/` then
+    /// `$XDG_CONFIG_HOME/subtask/agents/` (`~/.config/subtask/agents/`), which wins for a
+    /// name both define. Directories that do not exist add nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`load_dir`](Self::load_dir).
+    pub fn load_user_dirs(&mut self) -> Result<usize, Error> {
+        let mut loaded = 0;
+        for dir in user_agent_dirs() {
+            loaded += self.load(&dir, false)?;
+        }
+        Ok(loaded)
+    }
+
+    /// Everything a host acting for the user loads, in precedence order: the user's
+    /// directories ([`load_user_dirs`](Self::load_user_dirs)), the workspace's
+    /// ([`load_workspace`](Self::load_workspace)), then `dirs` (named in code, on the
+    /// command line or in a configuration; the last wins).
+    ///
+    /// # Errors
+    ///
+    /// As [`load_dir`](Self::load_dir).
+    pub fn load_all(
+        &mut self,
+        workspace: &Workspace,
+        dirs: impl IntoIterator<Item = impl AsRef<Path>>,
+    ) -> Result<usize, Error> {
+        let mut loaded = self.load_user_dirs()? + self.load_workspace(workspace)?;
+        for dir in dirs {
+            loaded += self.load_dir(dir)?;
+        }
+        Ok(loaded)
     }
 
     fn load(&mut self, dir: &Path, project: bool) -> Result<usize, Error> {
@@ -190,8 +258,21 @@ impl SubagentRegistry {
         files.sort();
         let mut loaded = 0;
         for file in files {
-            match markdown::parse_file(&file, project).and_then(|spec| self.register(spec)) {
-                Ok(()) => loaded += 1,
+            let parsed = markdown::parse_file(&file, project).and_then(|parsed| {
+                self.register(parsed.spec)?;
+                Ok(parsed.warnings)
+            });
+            match parsed {
+                Ok(warnings) => {
+                    loaded += 1;
+                    for message in warnings {
+                        log::warn!("{}: {message}", file.display());
+                        self.warnings.push(LoadProblem {
+                            path: file.clone(),
+                            message,
+                        });
+                    }
+                }
                 Err(error) => {
                     log::warn!("subagent type not loaded: {error}");
                     self.problems.push(LoadProblem {
@@ -207,6 +288,12 @@ impl SubagentRegistry {
     /// The files the loads so far set aside, and why.
     pub fn problems(&self) -> &[LoadProblem] {
         &self.problems
+    }
+
+    /// What the loads so far accepted but ignored or left out (unknown fields, tools
+    /// subtask does not have), by file.
+    pub fn warnings(&self) -> &[LoadProblem] {
+        &self.warnings
     }
 
     /// The type called `name`.

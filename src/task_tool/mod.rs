@@ -34,6 +34,7 @@ const TASK_FIELDS: &[&str] = &[
     "prompt",
     "subagent_type",
     "model",
+    "models",
     "cwd",
     "tools",
     "read_only",
@@ -266,28 +267,45 @@ impl TaskTool {
                 spec.name, spec.description
             );
         }
+        let example_type = self
+            .subagents
+            .registry()
+            .iter()
+            .find(|spec| spec.read_only)
+            .or_else(|| self.subagents.registry().iter().next())
+            .map_or("explore", |spec| spec.name.as_str());
         let _ = write!(
             text,
             "\nWhen to use it: broad searches across a codebase, research that needs many \
              reads, and independent pieces of work that can run side by side. When not to: \
              to read a file whose path you know, or to search for a specific name in a few \
-             known files; do that yourself, it is faster.\n\nSeveral independent tasks belong \
-             in ONE call: put them in `tasks` (1 to {max}); {concurrent} run at once and the \
-             rest wait for a slot. Do not make several calls in a row for independent work.\n\n\
-             A subagent starts with no memory of this conversation: write a complete prompt \
-             (the goal, what you already know, constraints, and what to return); use \
-             `context`, `files` and `output` for background, relevant files and the shape of \
-             a good answer. Read-only types cannot change files; subagents cannot see each \
-             other's work.\n\nLimits: a run may take {execution} (set `timeout_seconds` to at \
-             most {max_timeout}); a run still waiting for a slot after {queue} fails. `model` \
-             may name another model for a run, or a list of models to ask the same question \
-             of each (read-only runs only). Each answer ends with a footer line giving its run \
-             id: pass it as `resume` to continue that subagent's conversation.",
+             known files; do that yourself, it is faster. When a type's description says to \
+             use it proactively, do so without being asked.\n\nSeveral independent tasks \
+             belong in ONE call: put them in `tasks` (1 to {max}); {concurrent} run at once \
+             and the rest wait for a slot. Do not make several calls in a row for independent \
+             work. For example:\n{{\"tasks\": [{{\"description\": \"Find the timer\", \
+             \"prompt\": \"Where are task deadlines enforced? Name the files and functions.\", \
+             \"subagent_type\": \"{example_type}\"}}, {{\"description\": \"Find the retries\", \
+             \"prompt\": \"Where are failed HTTP requests retried, and how often?\", \
+             \"subagent_type\": \"{example_type}\"}}]}}\n\nWriting the prompt: a subagent \
+             starts with no memory of this conversation, so give it the goal, what you \
+             already know, the constraints, and what to return; use `context`, `files` and \
+             `output` for background, relevant files and the shape of a good answer. Say \
+             plainly whether it should write code or only research. Read-only types cannot \
+             change files; subagents cannot see each other's work, so never give two tasks \
+             that write the same files at once. The user does not see a subagent's answer: \
+             tell them what matters in it yourself.\n\nLimits: a run may take {execution} \
+             (set `timeout_seconds` to at most {max_timeout}); a run still waiting for a slot \
+             after {queue} fails. `model` names another model for a run (the subagent's own, \
+             or yours, by default): {models}; `models` lists several to ask the same question \
+             of each (read-only runs only). Each answer ends with a footer line giving its \
+             run id: pass it as `resume` to continue that subagent's conversation.",
             max = self.config.max_parallel,
             concurrent = self.concurrent(),
             execution = seconds(runtime.execution_timeout()),
             max_timeout = seconds(self.max_timeout()),
             queue = seconds(runtime.queue_timeout()),
+            models = model_names(),
         );
         text
     }
@@ -303,25 +321,25 @@ impl TaskTool {
             "description": {"type": "string", "description": "A short (3-5 word) description of the task, shown in progress output."},
             "prompt": {"type": "string", "description": "The task for the subagent: complete on its own, since it cannot see this conversation."},
             "subagent_type": {"type": "string", "enum": types, "description": "The kind of subagent to run."},
-            "model": {
-                "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
-                "description": "A model for this run (provider:model or an alias such as sonnet, haiku, mini), or a list of models to run the same read-only task on each."
-            },
+            "model": {"type": "string", "description": "A model for this run: an alias such as sonnet, haiku or mini, or provider:model."},
+            "models": {"type": "array", "items": {"type": "string"}, "minItems": 1, "description": "Several models to run the same read-only task on, one run each (instead of `model`)."},
             "cwd": {"type": "string", "description": "A directory inside the workspace to confine the run to."},
             "tools": {"type": "array", "items": {"type": "string"}, "description": "A subset of the type's tools."},
             "read_only": {"type": "boolean", "description": "Withhold write, edit and bash."},
             "context": {"type": "string", "description": "Background the subagent should know."},
             "files": {"type": "array", "items": {"type": "string"}, "description": "Paths inside the run's workspace (relative to `cwd` when it is set) whose contents are included in the prompt."},
             "output": {"type": "string", "description": "What a good answer looks like."},
-            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": self.max_timeout().as_secs_f64(), "description": "A shorter or longer execution timeout for this run."},
+            "timeout_seconds": {"type": "number", "minimum": 0.001, "maximum": self.max_timeout().as_secs_f64(), "description": "A shorter or longer execution timeout for this run."},
             "resume": {"type": "string", "description": "The run id from an earlier answer's footer, to continue that conversation with this prompt."},
         });
         let mut properties = task.as_object().cloned().unwrap_or_default();
+        // Only keywords every provider's function declarations accept (Gemini's refuse
+        // `anyOf`, `exclusiveMinimum` and `additionalProperties`); the call is checked in
+        // full by `plan`, which names any unknown field.
         let item = json!({
             "type": "object",
             "properties": Value::Object(properties.clone()),
             "required": ["description", "prompt", "subagent_type"],
-            "additionalProperties": false,
         });
         properties.insert(
             "tasks".into(),
@@ -336,7 +354,6 @@ impl TaskTool {
         json!({
             "type": "object",
             "properties": Value::Object(properties),
-            "additionalProperties": false,
         })
     }
 
@@ -557,17 +574,27 @@ impl TaskTool {
             Some(Value::Bool(read_only)) => *read_only,
             Some(_) => return Err(format!("`{at}read_only` must be true or false")),
         };
-        let models: Vec<Option<String>> = match task.get("model") {
+        // `models` is the list form; a list in `model` is accepted too.
+        let (model_field, model_value) = match (task.get("model"), task.get("models")) {
+            (Some(model), Some(models)) if !model.is_null() && !models.is_null() => {
+                return Err(format!(
+                    "set `{at}model` (one model) or `{at}models` (several), not both"
+                ));
+            }
+            (Some(model), _) if !model.is_null() => ("model", Some(model)),
+            (_, models) => ("models", models),
+        };
+        let models: Vec<Option<String>> = match model_value {
             None | Some(Value::Null) => vec![None],
             Some(Value::String(model)) => vec![Some(model.clone())],
             Some(Value::Array(_)) => {
-                let models = strings("model")?.unwrap_or_default();
+                let models = strings(model_field)?.unwrap_or_default();
                 if models.is_empty() {
-                    return Err(format!("`{at}model` lists no models"));
+                    return Err(format!("`{at}{model_field}` lists no models"));
                 }
                 if models.len() > 1 && !(read_only || spec.read_only) {
                     return Err(format!(
-                        "`{at}model` lists {} models, which would run the same task {} times in \
+                        "`{at}{model_field}` lists {} models, which would run the same task {} times in \
                          one workspace; set `read_only: true` (or use a read-only type such as \
                          explore or plan) so no two runs write at once",
                         models.len(),
@@ -578,13 +605,13 @@ impl TaskTool {
             }
             Some(_) => {
                 return Err(format!(
-                    "`{at}model` must be a model name or an array of model names"
+                    "`{at}{model_field}` must be a model name or an array of model names"
                 ));
             }
         };
         for model in models.iter().flatten() {
             if let Err(error) = self.subagents.resolve_model(model) {
-                return Err(format!("`{at}model`: {}", error.message()));
+                return Err(format!("`{at}{model_field}`: {}", error.message()));
             }
         }
         let (run_id, history, resumed_in) = match text("resume", false)? {
@@ -827,6 +854,17 @@ impl Tool for TaskTool {
             Ok(output.to_text())
         }
     }
+}
+
+/// The model names a run may give, for the description: the aliases and the
+/// `provider:model` form.
+fn model_names() -> String {
+    let aliases: Vec<&str> = crate::llm::aliases().map(|(alias, _)| alias).collect();
+    format!(
+        "{}, or provider:model (openai:…, anthropic:…, openai-compat:…); a model whose \
+         provider has no key here is refused before anything runs",
+        aliases.join(", ")
+    )
 }
 
 fn unknown_field(field: &str, at: &str) -> String {

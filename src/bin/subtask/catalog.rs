@@ -5,17 +5,17 @@ use std::io::Write as _;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use subtask::subagents::SubagentSpec;
+use subtask::subagents::{LoadProblem, SubagentSpec};
 use subtask::tools::{ToolRegistry, Workspace, builtin_tools};
 
-use crate::setup::{self, Settings};
+use crate::setup::{self, AgentSources, Settings};
 use crate::{Failure, SchemaFormat};
 
 /// Lists the subagent types (built-in and from `.subtask/agents/` of the workspace), where
 /// each came from, and the files that were set aside.
-pub fn agents(cwd: Option<&Path>, as_json: bool, trust_project: bool) -> Result<u8, Failure> {
+pub fn agents(cwd: Option<&Path>, as_json: bool, sources: &AgentSources) -> Result<u8, Failure> {
     let workspace = setup::workspace(cwd)?;
-    let types = setup::types(&workspace, trust_project)?;
+    let types = setup::types(&workspace, sources)?;
     let tools = builtin_tools();
     let shown = |path: &Path| {
         path.strip_prefix(workspace.root())
@@ -39,29 +39,41 @@ pub fn agents(cwd: Option<&Path>, as_json: bool, trust_project: bool) -> Result<
                 })
             })
             .collect();
-        let problems: Vec<Value> = types
-            .problems()
-            .iter()
-            .map(|problem| json!({"file": shown(&problem.path), "error": problem.message}))
-            .collect();
-        if problems.is_empty() {
+        let notes = |problems: &[LoadProblem]| -> Vec<Value> {
+            problems
+                .iter()
+                .map(|problem| json!({"file": shown(&problem.path), "message": problem.message}))
+                .collect()
+        };
+        if types.problems().is_empty() && types.warnings().is_empty() {
             pretty(&Value::Array(list))
         } else {
-            pretty(&json!({"types": list, "not_loaded": problems}))
+            pretty(&json!({
+                "types": list,
+                "not_loaded": notes(types.problems()),
+                "warnings": notes(types.warnings()),
+            }))
         }
     } else {
         let mut text = String::new();
         for spec in types.iter() {
             describe(&mut text, spec, &tools, &workspace);
         }
-        if !types.problems().is_empty() {
-            text.push_str("Not loaded:\n");
-            for problem in types.problems() {
+        for (heading, problems) in [
+            ("Not loaded", types.problems()),
+            ("Warnings", types.warnings()),
+        ] {
+            if problems.is_empty() {
+                continue;
+            }
+            let _ = writeln!(text, "{heading}:");
+            for problem in problems {
                 let _ = writeln!(text, "  {}", shown(&problem.path));
                 for line in wrap(&problem.message, WIDTH - 4) {
                     let _ = writeln!(text, "    {line}");
                 }
             }
+            text.push('\n');
         }
         text.trim_end().to_string()
     };
@@ -138,14 +150,14 @@ fn tool_names(spec: &SubagentSpec, tools: &ToolRegistry) -> Result<Vec<String>, 
 pub fn schema(
     cwd: Option<&Path>,
     format: SchemaFormat,
-    trust_project: bool,
+    sources: &AgentSources,
 ) -> Result<u8, Failure> {
     let workspace = setup::workspace(cwd)?;
     let settings = Settings {
         model: None,
         timeout: None,
         no_transcripts: true,
-        trust_project_agents: trust_project,
+        agents: sources.clone(),
     };
     let tool = setup::task_tool(&workspace, setup::no_model(), &settings, None)?;
     let definition = match format {

@@ -91,9 +91,8 @@ struct AgentsArgs {
     #[arg(long)]
     json: bool,
 
-    /// List the types as `run --trust-project-agents` would see them
-    #[arg(long)]
-    trust_project_agents: bool,
+    #[command(flatten)]
+    agents: setup::AgentSources,
 }
 
 #[derive(Debug, Args)]
@@ -102,9 +101,8 @@ struct SchemaArgs {
     #[arg(long, value_enum, default_value_t = SchemaFormat::Openai)]
     format: SchemaFormat,
 
-    /// Describe the types as `run --trust-project-agents` would see them
-    #[arg(long)]
-    trust_project_agents: bool,
+    #[command(flatten)]
+    agents: setup::AgentSources,
 }
 
 /// The tool formats `schema` prints.
@@ -172,8 +170,8 @@ fn main() -> ExitCode {
     let cwd = cli.cwd.as_deref();
     let result = match cli.command {
         Command::Run(args) => run::run(args, cwd),
-        Command::Agents(args) => catalog::agents(cwd, args.json, args.trust_project_agents),
-        Command::Schema(args) => catalog::schema(cwd, args.format, args.trust_project_agents),
+        Command::Agents(args) => catalog::agents(cwd, args.json, &args.agents),
+        Command::Schema(args) => catalog::schema(cwd, args.format, &args.agents),
         Command::Mcp(args) => serve_mcp(cwd, &args.settings),
     };
     match result {

@@ -1,6 +1,6 @@
 //! What every command builds: the workspace, the model, and the `task` tool over a runtime.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,8 +33,23 @@ pub struct Settings {
     #[arg(long)]
     pub no_transcripts: bool,
 
-    /// Let the workspace's .subtask/agents/ files replace built-in and user types of the
-    /// same name (only for repositories you trust) [env: SUBTASK_TRUST_PROJECT_AGENTS=1]
+    #[command(flatten)]
+    pub agents: AgentSources,
+}
+
+/// Where subagent types come from, beside the built-in ones, the user's directories
+/// (~/.claude/agents, ~/.config/subtask/agents) and the workspace's (.claude/agents,
+/// .subtask/agents).
+#[derive(Debug, Clone, Default, Args)]
+pub struct AgentSources {
+    /// Also load subagent types from the Markdown files in DIR (yours: they may replace
+    /// built-in types; the last DIR wins); may be repeated
+    #[arg(long = "agents-dir", value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+
+    /// Let the workspace's agent files (.claude/agents, .subtask/agents) replace built-in
+    /// and your own types of the same name; only for repositories you trust
+    /// [env: SUBTASK_TRUST_PROJECT_AGENTS=1]
     #[arg(long)]
     pub trust_project_agents: bool,
 }
@@ -78,13 +93,13 @@ pub fn workspace(cwd: Option<&Path>) -> Result<Workspace, Failure> {
     workspace.map_err(|error| Failure::usage(format!("--cwd: {}", error.message())))
 }
 
-/// The built-in subagent types and those of the workspace's `.subtask/agents/`, which
-/// replace built-in ones only when `trust_project` (or `SUBTASK_TRUST_PROJECT_AGENTS=1`).
-/// Files that cannot be loaded are logged and set aside.
-pub fn types(workspace: &Workspace, trust_project: bool) -> Result<SubagentRegistry, Failure> {
-    let trust = trust_project || subtask::subagents::trust_project_from_env();
+/// The built-in subagent types, the user's, the workspace's (which replace built-in and
+/// user ones only when trusted: `--trust-project-agents` or `SUBTASK_TRUST_PROJECT_AGENTS=1`)
+/// and those of `--agents-dir`. Files that cannot be loaded are logged and set aside.
+pub fn types(workspace: &Workspace, sources: &AgentSources) -> Result<SubagentRegistry, Failure> {
+    let trust = sources.trust_project_agents || subtask::subagents::trust_project_from_env();
     let mut types = SubagentRegistry::builtin().trust_project(trust);
-    types.load_workspace(workspace)?;
+    types.load_all(workspace, &sources.dirs)?;
     Ok(types)
 }
 
@@ -111,8 +126,8 @@ pub fn task_tool(
     if let Some(observer) = observer {
         runtime = runtime.observer(move |event: &subtask::Event| observer.on_event(event));
     }
-    let mut subagents = Subagents::new(model, builtin_tools())
-        .types(types(workspace, settings.trust_project_agents)?);
+    let mut subagents =
+        Subagents::new(model, builtin_tools()).types(types(workspace, &settings.agents)?);
     if settings.no_transcripts {
         subagents = subagents.transcripts(Transcripts::Off);
     }
