@@ -17,6 +17,7 @@ use crate::llm::{
     ToolResult, ToolUse, Usage,
 };
 use crate::runtime::{CancelReason, CancelToken, Progress};
+use crate::subagents::KeptWorktree;
 use crate::tools::{ProcessGroups, ToolContext, ToolRegistry, Workspace, validate};
 use crate::transcript::{Entry, Transcript};
 
@@ -123,6 +124,9 @@ pub struct AgentResult {
     pub error: Option<Error>,
     /// The model that ran it (`provider:model`).
     pub model: String,
+    /// For a subagent type with `isolation: worktree`: the worktree the run changed, kept
+    /// with its changes committed on its branch (`None` when it changed nothing).
+    pub worktree: Option<KeptWorktree>,
 }
 
 impl AgentResult {
@@ -309,6 +313,7 @@ impl Agent {
             messages: run.messages,
             error,
             model: self.model.name().to_string(),
+            worktree: None,
         }
     }
 }

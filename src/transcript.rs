@@ -69,7 +69,7 @@ pub fn default_dir(workspace: &Path) -> Result<PathBuf, Error> {
 /// A file name for `workspace`: its last components (at most 48 characters, other
 /// characters than `a-zA-Z0-9._` turned into `-`) and a stable 64-bit FNV-1a hash of the
 /// whole path, so two workspaces never share a directory.
-fn workspace_key(workspace: &Path) -> String {
+pub(crate) fn workspace_key(workspace: &Path) -> String {
     let bytes = workspace.as_os_str().as_encoded_bytes();
     let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)

@@ -21,7 +21,9 @@ use subtask::llm::{
     ChatModel, ContentBlock, HttpOptions, Message, ModelConfig, Role, ScriptedModel, ScriptedTurn,
     SentRequest,
 };
-use subtask::subagents::{ModelResolver, SubagentRegistry, SubagentSpec, Subagents, Transcripts};
+use subtask::subagents::{
+    Isolation, ModelResolver, SubagentRegistry, SubagentSpec, Subagents, Transcripts,
+};
 use subtask::task_tool::{TaskOutput, TaskTool, TaskToolConfig};
 use subtask::tools::{Tool, ToolContext, ToolRegistry, builtin_tools};
 use subtask::transcript::TranscriptStore;
@@ -1674,5 +1676,170 @@ fn nesting_depth_is_counted_and_bounded() {
                 .is_error
         );
         assert!(!flat.requests()[0].tools.iter().any(|name| name == "task"));
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// isolation: worktree
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `git` in `dir` and returns its stdout, failing the test on an error.
+#[track_caller]
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=test", "-c", "user.email=test@localhost"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A repository in `dir` with `notes.txt` committed.
+fn repository(dir: &TempDir) {
+    dir.write("notes.txt", "first line\n");
+    git(dir.path(), &["init", "--quiet", "--initial-branch=main"]);
+    git(dir.path(), &["add", "notes.txt"]);
+    git(dir.path(), &["commit", "--quiet", "-m", "start"]);
+}
+
+/// A writer type whose runs each work in a worktree of their own.
+fn isolated_writers(model: Arc<ScriptedModel>, dir: &TempDir) -> TaskTool {
+    let mut types = SubagentRegistry::builtin();
+    types
+        .register(
+            SubagentSpec::new("writer", "Writes notes.", "You write.")
+                .isolation(Isolation::Worktree),
+        )
+        .unwrap();
+    let subagents = Subagents::new(model, builtin_tools())
+        .types(types)
+        .transcripts(Transcripts::Off);
+    TaskTool::new(Runtime::new().unwrap(), subagents, dir.workspace())
+}
+
+/// Two writing runs edit the same file at once, each in its own worktree: both changes are
+/// kept, committed on their own branches, named in the footers; the workspace is untouched.
+#[test]
+fn isolated_runs_write_the_same_file_on_their_own_branches() {
+    watchdog(|| {
+        let dir = TempDir::new("worktrees");
+        repository(&dir);
+        // Each run writes its prompt into notes.txt, then answers.
+        let decide = || {
+            ScriptedTurn::reply(|sent| match sent.messages.len() {
+                1 => ScriptedTurn::tool_call(
+                    "write",
+                    json!({"path": "notes.txt", "content": format!("{}\n", prompt_of(sent))}),
+                ),
+                _ => ScriptedTurn::text("Written."),
+            })
+        };
+        let model = scripted([decide(), decide(), decide(), decide()]);
+        let tool = isolated_writers(model, &dir);
+        let output = tool.call_json(&json!({"tasks": [
+            one("Write alpha", "alpha", "writer"),
+            one("Write beta", "beta", "writer"),
+        ]}));
+        assert!(!output.is_error, "{}", output.to_text());
+        let mut cleanup = Vec::new();
+        for (result, word) in output.results.iter().zip(["alpha", "beta"]) {
+            let kept = result.worktree.as_ref().expect("a kept worktree");
+            cleanup.push(support::RemoveOnDrop(kept.path.clone()));
+            let run_id = result.run_id.as_deref().unwrap();
+            assert_eq!(kept.branch, format!("subtask/{run_id}"));
+            assert!(!kept.path.starts_with(dir.path()), "outside the workspace");
+            assert!(
+                result.footer().contains(&format!(
+                    "changes on branch {} in {}",
+                    kept.branch,
+                    kept.path.display()
+                )),
+                "{}",
+                result.footer()
+            );
+            // The branch holds the run's change as one commit by subtask.
+            let file = git(dir.path(), &["show", &format!("{}:notes.txt", kept.branch)]);
+            assert_eq!(file, format!("{word}\n"));
+            let author = git(dir.path(), &["log", "-1", "--format=%an", &kept.branch]);
+            assert_eq!(author.trim(), "subtask");
+        }
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
+            "first line\n",
+            "the workspace itself is untouched"
+        );
+        assert_eq!(git(dir.path(), &["status", "--porcelain"]), "");
+
+        // The refusal of several models on a writing task is lifted for isolated types.
+        let a = Arc::new(ScriptedModel::new([ScriptedTurn::text("a")]).named("a"));
+        let b = Arc::new(ScriptedModel::new([ScriptedTurn::text("b")]).named("b"));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut types = SubagentRegistry::builtin();
+        types
+            .register(SubagentSpec::new("writer", "Writes.", "W.").isolation(Isolation::Worktree))
+            .unwrap();
+        let subagents = Subagents::new(scripted([]), builtin_tools())
+            .types(types)
+            .transcripts(Transcripts::Off)
+            .model_resolver(resolver_for(&a, &b, &calls));
+        let tool = TaskTool::new(Runtime::new().unwrap(), subagents, dir.workspace());
+        let output = tool.call_json(&with(
+            one("Ask both", "Nothing to change.", "writer"),
+            "models",
+            json!(["openai:a", "openai:b"]),
+        ));
+        assert!(!output.is_error, "{}", output.to_text());
+        // Runs that changed nothing leave no worktree and no branch behind.
+        for result in &output.results {
+            assert!(result.worktree.is_none());
+            assert!(!result.footer().contains("changes on branch"));
+        }
+        let branches = git(dir.path(), &["branch", "--list", "subtask/*"]);
+        assert_eq!(
+            branches.lines().count(),
+            2,
+            "only the two writers' branches: {branches}"
+        );
+        let worktrees = git(dir.path(), &["worktree", "list", "--porcelain"]);
+        assert_eq!(worktrees.matches("worktree ").count(), 3, "{worktrees}");
+    });
+}
+
+/// A repository whose own config names a command git would run while making the worktree
+/// (a filter driver, an fsmonitor) is refused, and so is a workspace outside git.
+#[test]
+fn isolation_refuses_a_repository_that_would_run_commands() {
+    watchdog(|| {
+        let dir = TempDir::new("worktree-hostile");
+        repository(&dir);
+        dir.write(".gitattributes", "*.txt filter=evil\n");
+        git(dir.path(), &["add", ".gitattributes"]);
+        git(dir.path(), &["commit", "--quiet", "-m", "attributes"]);
+        git(
+            dir.path(),
+            &["config", "filter.evil.smudge", "touch pwned; cat"],
+        );
+        let model = scripted([ScriptedTurn::text("unused")]);
+        let tool = isolated_writers(model.clone(), &dir);
+        let output = tool.call_json(&one("Write", "Write something.", "writer"));
+        assert!(output.is_error);
+        let error = output.results[0].error.as_deref().unwrap();
+        assert!(error.contains("filter.evil.smudge"), "{error}");
+        assert!(!dir.path().join("pwned").exists(), "the filter ran");
+        assert!(model.requests().is_empty());
+        assert_eq!(git(dir.path(), &["branch", "--list", "subtask/*"]), "");
+
+        let plain = TempDir::new("worktree-no-git");
+        let tool = isolated_writers(scripted([]), &plain);
+        let output = tool.call_json(&one("Write", "Write something.", "writer"));
+        let error = output.results[0].error.as_deref().unwrap();
+        assert!(error.contains("needs the workspace"), "{error}");
     });
 }

@@ -91,6 +91,9 @@ class TaskResult:
     for a built-in type or one registered in code."""
     tool_calls: Dict[str, int] = field(default_factory=dict)
     """Calls per tool."""
+    worktree: Optional[Dict[str, str]] = None
+    """For a type with ``isolation: worktree``: ``{"path", "branch"}`` of the worktree
+    holding the run's committed changes; ``None`` when it changed nothing."""
 
     @property
     def ok(self) -> bool:
@@ -122,6 +125,10 @@ class TaskResult:
         if self.usage.cost_usd is not None:
             parts.append(f"${self.usage.cost_usd:.4f}")
         parts.append(f"{self.duration_ms / 1000:.1f} s")
+        if self.worktree:
+            parts.append(
+                f"changes on branch {self.worktree.get('branch')} in {self.worktree.get('path')}"
+            )
         if self.type_source:
             parts.append(f"{self.subagent_type} from {self.type_source}")
         return "[" + " · ".join(parts) + "]"
@@ -149,6 +156,7 @@ class TaskResult:
             description=data.get("description") or "",
             subagent_type=data.get("subagent_type") or "",
             type_source=data.get("type_source"),
+            worktree=data.get("worktree"),
             tool_calls=dict(data.get("tool_calls") or {}),
         )
 

@@ -1,6 +1,6 @@
 //! The built-in subagent types, each with a system prompt written for its job.
 
-use super::{SpecSource, SubagentSpec};
+use super::{Isolation, SpecSource, SubagentSpec};
 
 const GENERAL_PURPOSE: &str = "\
 You are a general-purpose subagent. A parent agent handed you one self-contained task; it \
@@ -60,6 +60,7 @@ pub(crate) fn builtin_specs() -> Vec<SubagentSpec> {
         max_turns: None,
         timeout: None,
         read_only: false,
+        isolation: Isolation::None,
         source: SpecSource::BuiltIn,
     };
     let tools = |names: &[&str]| Some(names.iter().map(|name| name.to_string()).collect());

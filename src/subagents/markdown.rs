@@ -12,6 +12,7 @@
 //! maxTurns: 20                   # or max_turns
 //! timeout: 5m                    # seconds, or 90s / 5m / 1h
 //! permissionMode: plan           # plan = read-only
+//! isolation: worktree            # each run in a git worktree of its own
 //! color: blue                    # accepted and ignored
 //! ---
 //! You review code changes. ...
@@ -31,7 +32,7 @@ use std::time::Duration;
 use rustix::fs::OFlags;
 use serde_json::{Map, Value};
 
-use super::{SpecSource, SubagentSpec};
+use super::{Isolation, SpecSource, SubagentSpec};
 use crate::error::Error;
 use crate::llm::ModelConfig;
 
@@ -47,6 +48,7 @@ const FIELDS: &[(&str, &str)] = &[
     ("timeout", "timeout"),
     ("readonly", "read_only"),
     ("permissionmode", "permissionMode"),
+    ("isolation", "isolation"),
     ("color", "color"),
     ("memory", "memory"),
 ];
@@ -241,6 +243,16 @@ pub(crate) fn parse(text: &str, path: &Path, source: SpecSource) -> Result<Parse
             )),
         }
     }
+    let isolation = match text_field("isolation", "isolation")?.as_deref() {
+        None | Some("none") => Isolation::None,
+        Some("worktree") => Isolation::Worktree,
+        Some(other) => {
+            return Err(fail(format!(
+                "field `isolation`: '{other}' is not an isolation; write `worktree` (a git \
+                 worktree of its own per run) or leave it out"
+            )));
+        }
+    };
     let model =
         text_field("model", "model")?.filter(|model| !model.eq_ignore_ascii_case("inherit"));
     if let Some(model) = &model
@@ -264,6 +276,7 @@ pub(crate) fn parse(text: &str, path: &Path, source: SpecSource) -> Result<Parse
             max_turns,
             timeout,
             read_only,
+            isolation,
             source,
         },
         warnings,

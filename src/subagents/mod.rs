@@ -9,6 +9,7 @@ mod markdown;
 mod registry;
 mod spawn;
 mod spec;
+mod worktree;
 
 pub use hooks::{Hooks, SubagentStart, SubagentStop};
 pub use registry::{
@@ -18,7 +19,8 @@ pub use spawn::{
     ModelResolver, SubagentHandle, SubagentOutcome, SubagentRequest, SubagentRun, Subagents,
     Transcripts,
 };
-pub use spec::{SpecSource, SubagentSpec};
+pub use spec::{Isolation, SpecSource, SubagentSpec};
+pub use worktree::KeptWorktree;
 
 /// Where a workspace's own subagent types live (`.claude/agents` is read too).
 pub const AGENTS_DIR: &str = ".subtask/agents";

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Hooks, SubagentRegistry, SubagentSpec, SubagentStart, SubagentStop, TASK_TOOL};
+use super::worktree::Worktree;
+use super::{
+    Hooks, Isolation, SubagentRegistry, SubagentSpec, SubagentStart, SubagentStop, TASK_TOOL,
+};
 use crate::agent::{Agent, AgentLimits, AgentResult, AgentStop, RunContext};
 use crate::error::{Error, ErrorKind};
 use crate::llm::{ChatModel, Message, ModelConfig};
@@ -426,6 +429,14 @@ impl Subagents {
         progress: Option<&(dyn Fn(Progress) + Sync)>,
     ) -> Result<AgentResult, Error> {
         let spec = self.spec(run.subagent)?;
+        // A worktree of its own, when the type asks for one; the run works there, and its
+        // transcript still belongs to the workspace it was started in.
+        let worktree = match spec.isolation {
+            Isolation::Worktree => Some(Worktree::create(workspace, run.run_id)?),
+            Isolation::None => None,
+        };
+        let started_in = workspace;
+        let workspace = worktree.as_ref().map_or(workspace, Worktree::workspace);
         let nesting_allowed = self.nesting_allowed(run.depth);
         let mut available = Cow::Borrowed(&self.tools);
         if let Some(runtime) = run.runtime.filter(|_| nesting_allowed)
@@ -494,10 +505,15 @@ impl Subagents {
         }
         let agent =
             Agent::new(model.clone(), spec.system_prompt.clone(), tools).with_limits(limits);
-        let transcript = self.transcript_store(workspace).and_then(|store| {
+        let transcript = self.transcript_store(started_in).and_then(|store| {
             store
                 .map(|store| {
-                    store.create_in(run.run_id, &spec.name, model.name(), Some(workspace.root()))
+                    store.create_in(
+                        run.run_id,
+                        &spec.name,
+                        model.name(),
+                        Some(started_in.root()),
+                    )
                 })
                 .transpose()
         });
@@ -514,7 +530,15 @@ impl Subagents {
         }
         let started = Instant::now();
         let history = run.history.map(<[Message]>::to_vec).unwrap_or_default();
-        let result = agent.resume(history, run.prompt, &context);
+        let mut result = agent.resume(history, run.prompt, &context);
+        if let Some(worktree) = worktree {
+            let subject = run.prompt.lines().next().unwrap_or_default();
+            let subject: String = subject.chars().take(72).collect();
+            match worktree.finish(&format!("subtask run {}: {subject}", run.run_id)) {
+                Ok(kept) => result.worktree = kept,
+                Err(error) => log::warn!("run {}: {error}", run.run_id),
+            }
+        }
         let stop = SubagentStop {
             run_id: run.run_id,
             subagent: &spec.name,

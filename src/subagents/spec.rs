@@ -29,8 +29,23 @@ pub struct SubagentSpec {
     pub timeout: Option<Duration>,
     /// Whether it only reads: no write, edit or shell tools, whatever `tools` says.
     pub read_only: bool,
+    /// Whether each run works in a git worktree of its own (`isolation: worktree`).
+    pub isolation: Isolation,
     /// Where it was defined.
     pub source: SpecSource,
+}
+
+/// Where a run of a type works.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Isolation {
+    /// In the workspace itself. The default.
+    #[default]
+    None,
+    /// In a fresh `git worktree` of the workspace's repository, on a branch of its own
+    /// (`subtask/<run id>`): kept, with the run's changes committed, if it changed
+    /// anything, else removed (see [`KeptWorktree`](super::KeptWorktree)).
+    Worktree,
 }
 
 /// Where a subagent type was defined, which decides how far it is trusted.
@@ -103,6 +118,7 @@ impl SubagentSpec {
             max_turns: None,
             timeout: None,
             read_only: false,
+            isolation: Isolation::None,
             source: SpecSource::Code,
         }
     }
@@ -116,6 +132,12 @@ impl SubagentSpec {
     /// Makes it read-only.
     pub fn read_only(mut self, read_only: bool) -> SubagentSpec {
         self.read_only = read_only;
+        self
+    }
+
+    /// Runs each run in a worktree of its own (or not).
+    pub fn isolation(mut self, isolation: Isolation) -> SubagentSpec {
+        self.isolation = isolation;
         self
     }
 

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{Error, ErrorKind};
 use crate::llm::Message;
 use crate::runtime::{CancelToken, Observer, Runtime};
-use crate::subagents::{SubagentRequest, Subagents, TASK_TOOL, Transcripts};
+use crate::subagents::{Isolation, SubagentRequest, Subagents, TASK_TOOL, Transcripts};
 use crate::tools::{Tool, ToolContext, Workspace};
 
 mod output;
@@ -257,13 +257,17 @@ impl TaskTool {
                 Ok(tools) => format!("tools: {}", tools.names().join(", ")),
                 Err(_) => "misconfigured".to_string(),
             };
+            let isolation = match spec.isolation {
+                Isolation::Worktree => "; each run in a git worktree of its own",
+                _ => "",
+            };
             let origin = match spec.source.path() {
                 Some(_) => format!("; {}", spec.source.describe(self.workspace.root())),
                 None => String::new(),
             };
             let _ = writeln!(
                 text,
-                "- {}: {} ({tools}{origin})",
+                "- {}: {} ({tools}{isolation}{origin})",
                 spec.name, spec.description
             );
         }
@@ -293,7 +297,8 @@ impl TaskTool {
              `output` for background, relevant files and the shape of a good answer. Say \
              plainly whether it should write code or only research. Read-only types cannot \
              change files; subagents cannot see each other's work, so never give two tasks \
-             that write the same files at once. The user does not see a subagent's answer: \
+             that write the same files at once (unless their type works in a git worktree of \
+             its own: its changes come back on a branch named in the footer). The user does not see a subagent's answer: \
              tell them what matters in it yourself.\n\nLimits: a run may take {execution} \
              (set `timeout_seconds` to at most {max_timeout}); a run still waiting for a slot \
              after {queue} fails. `model` names another model for a run (the subagent's own, \
@@ -592,11 +597,13 @@ impl TaskTool {
                 if models.is_empty() {
                     return Err(format!("`{at}{model_field}` lists no models"));
                 }
-                if models.len() > 1 && !(read_only || spec.read_only) {
+                let isolated = spec.isolation == Isolation::Worktree;
+                if models.len() > 1 && !(read_only || spec.read_only || isolated) {
                     return Err(format!(
                         "`{at}{model_field}` lists {} models, which would run the same task {} times in \
                          one workspace; set `read_only: true` (or use a read-only type such as \
-                         explore or plan) so no two runs write at once",
+                         explore or plan, or a type with `isolation: worktree`) so no two runs \
+                         write at once",
                         models.len(),
                         models.len()
                     ));

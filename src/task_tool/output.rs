@@ -11,7 +11,7 @@ use super::Planned;
 use crate::agent::{AgentResult, AgentStop};
 use crate::error::{Error, ErrorKind};
 use crate::llm::Usage;
-use crate::subagents::SubagentOutcome;
+use crate::subagents::{KeptWorktree, SubagentOutcome};
 
 /// The result of a `task` call: for the model as text ([`to_text`](Self::to_text)), for
 /// hosts as JSON (it serialises).
@@ -58,6 +58,9 @@ pub struct TaskResult {
     pub usage: Usage,
     /// Calls per tool.
     pub tool_calls: BTreeMap<String, u32>,
+    /// For a type with `isolation: worktree`: the worktree and branch holding the run's
+    /// changes (`None` when it changed nothing, and for other types).
+    pub worktree: Option<KeptWorktree>,
     /// Wall time of the run, in milliseconds.
     pub duration_ms: u64,
 }
@@ -105,6 +108,7 @@ impl TaskResult {
             turns: result.usage.turns,
             usage: result.usage.tokens,
             tool_calls: result.usage.tool_calls.clone(),
+            worktree: result.worktree.clone(),
             duration_ms: millis(result.usage.wall_time),
         }
     }
@@ -128,6 +132,7 @@ impl TaskResult {
             turns: 0,
             usage: Usage::default(),
             tool_calls: BTreeMap::new(),
+            worktree: None,
             duration_ms: 0,
         }
     }
@@ -162,6 +167,13 @@ impl TaskResult {
             parts.push(format!("${cost:.4}"));
         }
         parts.push(format!("{:.1} s", self.duration_ms as f64 / 1000.0));
+        if let Some(worktree) = &self.worktree {
+            parts.push(format!(
+                "changes on branch {} in {}",
+                worktree.branch,
+                worktree.path.display()
+            ));
+        }
         if let Some(source) = &self.type_source {
             parts.push(format!("{} from {source}", self.subagent_type));
         }
