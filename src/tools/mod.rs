@@ -3,10 +3,12 @@
 //! process groups its commands started).
 
 mod bash;
+mod beneath;
 mod edit;
 mod fs;
 mod grep;
 mod list;
+mod protected;
 mod read;
 mod schema;
 mod workspace;
