@@ -224,14 +224,16 @@ fn read_while_a_directory_is_swapped_for_a_symlink_never_reads_outside() {
 }
 
 #[test]
-fn grep_and_edit_while_a_directory_is_swapped_never_touch_outside() {
+fn grep_glob_and_edit_while_a_directory_is_swapped_never_touch_outside() {
     watchdog_for(Duration::from_secs(60), || {
         let scene = Scene::new("swap-grep");
         fs::create_dir(scene.path("d")).unwrap();
         fs::write(scene.path("d/notes.txt"), "inside\n").unwrap();
         fs::write(scene.outside.path().join("notes.txt"), "inside SECRET\n").unwrap();
+        fs::write(scene.outside.path().join("only-outside.txt"), "SECRET\n").unwrap();
         let before = scene.outside_files();
         let leaked = std::sync::Mutex::new(Vec::new());
+        let globbed = std::sync::atomic::AtomicUsize::new(0);
         let refusals = race(&scene, 200, || {
             let found = scene.call(
                 &GrepTool::new(),
@@ -240,12 +242,21 @@ fn grep_and_edit_while_a_directory_is_swapped_never_touch_outside() {
             if found.contains("inside SECRET") {
                 leaked.lock().unwrap().push(found);
             }
+            let names = scene.call(&GlobTool::new(), json!({"pattern": "**/*.txt"}))?;
+            if names.contains("only-outside") {
+                leaked.lock().unwrap().push(names.clone());
+            }
+            if names.contains("notes.txt") {
+                globbed.fetch_add(1, Ordering::Relaxed);
+            }
             scene.call(
                 &EditTool::new(),
                 json!({"path": "d/notes.txt", "old_string": "inside", "new_string": "inside!", "replace_all": true}),
             )
         });
         assert_eq!(leaked.into_inner().unwrap(), Vec::<String>::new());
+        // The walk itself worked: the file inside (under either name) was listed.
+        assert!(globbed.into_inner() > 0);
         assert_refusals_name_the_escape(&refusals);
         assert_eq!(scene.outside_files(), before);
     });

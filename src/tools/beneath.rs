@@ -80,7 +80,8 @@ impl RootDir {
         })
     }
 
-    /// Opens `relative` beneath the root with `flags` (`O_CLOEXEC | O_NOCTTY` are added).
+    /// Opens `relative` beneath the root with `flags` (`O_CLOEXEC`, and `O_NOCTTY` unless
+    /// `O_PATH`, are added).
     ///
     /// `relative` must consist of normal components only; an empty path opens the root
     /// itself. A symlink anywhere on the way fails with `ELOOP` (or `EXDEV` when it would
@@ -95,6 +96,14 @@ impl RootDir {
                 "only plain names may be opened beneath the root",
             ));
         }
+        // openat2 refuses O_PATH with anything but O_CLOEXEC, O_DIRECTORY and O_NOFOLLOW.
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let flags = if flags.contains(OFlags::PATH) {
+            flags | OFlags::CLOEXEC
+        } else {
+            flags | OFlags::CLOEXEC | OFlags::NOCTTY
+        };
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
         let flags = flags | OFlags::CLOEXEC | OFlags::NOCTTY;
         let relative = if relative.as_os_str().is_empty() {
             Path::new(".")

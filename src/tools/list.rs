@@ -2,8 +2,9 @@
 //!
 //! `ls` reads the directory it opened beneath the workspace root (through
 //! [`Workspace`](super::Workspace)) by descriptor; `glob` opens its start directory the same
-//! way and then walks by name (see [`walker`](super::fs::walker) for what that means under
-//! a concurrent rename). Every path in a result is relative to the workspace root.
+//! way, walks by name, and lists a match only after opening it beneath the root (so a
+//! directory swapped for a symlink mid-walk cannot make it list files outside). Every path
+//! in a result is relative to the workspace root.
 
 use std::cmp::Reverse;
 use std::os::fd::OwnedFd;
@@ -232,11 +233,12 @@ impl Tool for GlobTool {
                 continue;
             };
             if matcher.is_match(relative) {
-                let modified = entry
-                    .metadata()
-                    .ok()
-                    .and_then(|metadata| metadata.modified().ok())
-                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                // Listed only if it is a regular file beneath the root now: a walk led
+                // outside by a directory swapped for a symlink finds nothing to list.
+                let Some(metadata) = workspace.stat_walked(entry.path()) else {
+                    continue;
+                };
+                let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
                 found.push((modified, entry.into_path()));
             }
         }

@@ -242,6 +242,15 @@ impl Workspace {
         })
     }
 
+    /// The same workspace opening the other way (tests cover both on one kernel).
+    #[cfg(test)]
+    fn with_method(&self, method: super::beneath::Method) -> Workspace {
+        Workspace {
+            dir: Arc::new(self.dir.with_method(method).unwrap()),
+            ..self.clone()
+        }
+    }
+
     /// The canonical root.
     pub fn root(&self) -> &Path {
         &self.root
@@ -371,6 +380,20 @@ impl Workspace {
             Ok((file, metadata)) if metadata.is_file() => Ok(Some(file)),
             _ => Ok(None),
         }
+    }
+
+    /// The metadata of the regular file a walk found at `absolute`, if it is one beneath
+    /// the root now (opened `O_PATH` where the system has it, so nothing is read and no
+    /// device is opened), for glob.
+    pub(crate) fn stat_walked(&self, absolute: &Path) -> Option<Metadata> {
+        let relative = absolute.strip_prefix(&self.root).ok()?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let flags = OFlags::PATH;
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK;
+        let fd = self.dir.open(relative, flags, Mode::empty()).ok()?;
+        let metadata = File::from(fd).metadata().ok()?;
+        metadata.is_file().then_some(metadata)
     }
 
     /// Refuses a write to `path` when a protected path rule covers it.
@@ -734,6 +757,51 @@ mod tests {
             workspace.resolve("inner/lib.rs").unwrap(),
             workspace.root().join("src/lib.rs")
         );
+    }
+
+    #[test]
+    fn writes_and_reads_open_beneath_the_root_with_either_method() {
+        use super::super::beneath::Method;
+        use std::io::Read;
+        use std::os::unix::fs::PermissionsExt;
+        let (root, outside, workspace) = setup("methods");
+        std::os::unix::fs::symlink(&outside.0, root.0.join("door")).unwrap();
+        for method in [Method::Openat2, Method::ComponentWise] {
+            let workspace = workspace.with_method(method);
+            let path = format!("{method:?}/deep/new.txt");
+            let written = workspace.write_file(&path, b"one").unwrap();
+            assert!(written.created);
+            assert_eq!(written.shown, path);
+            fs::set_permissions(root.0.join(&path), fs::Permissions::from_mode(0o751)).unwrap();
+            assert!(!workspace.write_file(&path, b"two").unwrap().created);
+            let mode = fs::metadata(root.0.join(&path))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o751, "{method:?}: the mode is kept");
+            let mut opened = workspace.open_read(&path).unwrap();
+            let mut text = String::new();
+            opened.file.read_to_string(&mut text).unwrap();
+            assert_eq!(text, "two");
+            // No temporary file is left beside it.
+            let names: Vec<_> = fs::read_dir(root.0.join(format!("{method:?}/deep")))
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name())
+                .collect();
+            assert_eq!(names, ["new.txt"], "{method:?}");
+            let error = workspace.write_file("door/x.txt", b"x").unwrap_err();
+            assert!(
+                error.to_string().contains("outside the workspace"),
+                "{error}"
+            );
+            let sub = workspace.subdirectory(&format!("{method:?}")).unwrap();
+            assert!(sub.open_read("deep/new.txt").unwrap().metadata.is_file());
+            assert!(sub.write_file("../escape.txt", b"x").is_err());
+            assert!(sub.stat_walked(&sub.root().join("deep/new.txt")).is_some());
+            assert!(workspace.stat_walked(&root.0.join("door")).is_none());
+        }
+        assert!(!outside.0.join("x.txt").exists());
+        assert!(!root.0.join("escape.txt").exists());
     }
 
     #[test]
