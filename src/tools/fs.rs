@@ -95,7 +95,12 @@ pub(super) fn glob_matcher(pattern: &str) -> Result<GlobMatcher, Error> {
 
 /// Walks `directory` in path order: honours `.gitignore` (even outside a git repository),
 /// `.ignore` and git exclude files, skips `.git`, includes hidden files, never follows
-/// symlinks (so it cannot leave the workspace).
+/// symlinks it sees.
+///
+/// The walk lists directories by path, so a directory swapped for a symlink between its
+/// `lstat` and its listing can show it names from outside (and an ignore file from there
+/// can change what is skipped). Its results are therefore only candidates: grep opens
+/// every file beneath the root before reading it, and glob before listing it.
 pub(super) fn walker(directory: &Path) -> Walk {
     WalkBuilder::new(directory)
         .hidden(false)

@@ -284,12 +284,9 @@ impl Search<'_> {
                     break;
                 }
             };
+            // The reader ends one byte past the cap, so a file that reaches it ends here
+            // with its last line cut short (that line still matched on its start).
             searched += read.bytes;
-            if searched > GrepTool::MAX_FILE_BYTES {
-                // The last line read runs past the cap: the file is cut before it.
-                self.long_files += 1;
-                break;
-            }
             if read.cut {
                 self.long_lines += 1;
             }
@@ -341,6 +338,9 @@ impl Search<'_> {
             if self.capped {
                 break;
             }
+        }
+        if searched > GrepTool::MAX_FILE_BYTES {
+            self.long_files += 1;
         }
         if matches > 0 {
             self.files += 1;

@@ -1,6 +1,7 @@
 //! Paths `write` and `edit` refuse by default: files that make git, an editor, a shell or
 //! an agent run commands or change their rules without anyone running the project's code.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -62,7 +63,7 @@ const REASONS: &[(&str, &str)] = &[
 /// Which writes a workspace refuses: glob rules matched, case-insensitively, against the
 /// path relative to the workspace root and against each of its parent directories (so a
 /// rule naming a directory covers everything beneath it).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Protection {
     rules: Vec<String>,
     set: GlobSet,
@@ -138,6 +139,15 @@ impl Protection {
             }
         }
         None
+    }
+}
+
+impl fmt::Debug for Protection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Protection")
+            .field("rules", &self.rules)
+            .field("allowed", &self.allowed)
+            .finish()
     }
 }
 
