@@ -744,11 +744,11 @@ fn every_invalid_call_is_refused_naming_the_field_before_anything_runs() {
             ),
             (
                 set("cwd", json!("notes.txt")),
-                vec!["`cwd` 'notes.txt' is not a directory"],
+                vec!["`cwd`: 'notes.txt' is not a directory"],
             ),
             (
                 set("cwd", json!("nowhere")),
-                vec!["`cwd` 'nowhere' is not a directory"],
+                vec!["`cwd`: 'nowhere' is not a directory"],
             ),
             (set("cwd", json!(3)), vec!["`cwd` must be a string"]),
             (
@@ -791,7 +791,7 @@ fn every_invalid_call_is_refused_naming_the_field_before_anything_runs() {
             ),
             (
                 set("files", json!(["missing.txt"])),
-                vec!["`files`: cannot read 'missing.txt'"],
+                vec!["`files`: there is no file or directory at 'missing.txt'"],
             ),
             (
                 set("files", json!(["big.txt"])),

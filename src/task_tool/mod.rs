@@ -3,6 +3,7 @@
 //! the call returns the answers.
 
 use std::fmt::Write as _;
+use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -640,16 +641,10 @@ impl TaskTool {
             // A resumed run works where the run did, unless told otherwise.
             None => resumed_in.unwrap_or_else(|| self.workspace.clone()),
             Some(cwd) => {
-                let path = self
-                    .workspace
-                    .resolve(&cwd)
-                    .map_err(|error| format!("`{at}cwd`: {}", error.message()))?;
-                if !path.is_dir() {
-                    return Err(format!(
-                        "`{at}cwd` '{cwd}' is not a directory of the workspace"
-                    ));
-                }
-                Workspace::new(&path).map_err(|error| format!("`{at}cwd`: {}", error.message()))?
+                // Opened beneath the workspace root, keeping its write rules.
+                self.workspace
+                    .subdirectory(&cwd)
+                    .map_err(|error| format!("`{at}cwd`: {}", error.message()))?
             }
         };
         let tools = strings("tools")?;
@@ -742,10 +737,11 @@ impl TaskTool {
             return Ok((messages, None));
         };
         // The path is compared once canonical: `<workspace>/../..` names no place inside.
-        let inside = std::fs::canonicalize(&recorded)
-            .ok()
-            .filter(|path| path.starts_with(self.workspace.root()));
-        let Some(path) = inside else {
+        let relative = std::fs::canonicalize(&recorded).ok().and_then(|path| {
+            let relative = path.strip_prefix(self.workspace.root()).ok()?;
+            Some(relative.to_str()?.to_string())
+        });
+        let Some(relative) = relative else {
             return Err(Error::invalid_input(format!(
                 "run '{run_id}' cannot be resumed here: its transcript names the workspace {}, \
                  which is not {} or a directory inside it (or no longer exists); a run resumes \
@@ -754,7 +750,8 @@ impl TaskTool {
                 self.workspace.root().display()
             )));
         };
-        Ok((messages, Some(Workspace::new(path)?)))
+        let relative = if relative.is_empty() { "." } else { &relative };
+        Ok((messages, Some(self.workspace.subdirectory(relative)?)))
     }
 
     /// The prompt with its context, files and expected output.
@@ -775,18 +772,35 @@ impl TaskTool {
             text.push_str("\n\n## Files");
             let mut total = 0usize;
             for file in files {
-                let path = workspace
-                    .resolve(file)
+                // Opened beneath the workspace root: regular files only, never blocking,
+                // and never more read than the cap allows.
+                let opened = workspace
+                    .open_read(file)
                     .map_err(|error| format!("`{at}files`: {}", error.message()))?;
-                let bytes = std::fs::read(&path)
-                    .map_err(|error| format!("`{at}files`: cannot read '{file}': {error}"))?;
-                if bytes.len() > self.config.max_file_bytes {
+                if opened.metadata.is_dir() {
                     return Err(format!(
-                        "`{at}files`: '{file}' has {} bytes, more than the {} a file may have; \
-                         name the part that matters in the prompt instead",
-                        bytes.len(),
-                        self.config.max_file_bytes
+                        "`{at}files`: '{file}' is a directory; name the files in it"
                     ));
+                }
+                let too_large = |size: u64| {
+                    format!(
+                        "`{at}files`: '{file}' has {size} bytes, more than the {} a file may \
+                         have; name the part that matters in the prompt instead",
+                        self.config.max_file_bytes
+                    )
+                };
+                let cap = self.config.max_file_bytes as u64;
+                if opened.metadata.len() > cap {
+                    return Err(too_large(opened.metadata.len()));
+                }
+                let mut bytes = Vec::with_capacity(opened.metadata.len() as usize);
+                opened
+                    .file
+                    .take(cap + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|error| format!("`{at}files`: cannot read '{file}': {error}"))?;
+                if bytes.len() as u64 > cap {
+                    return Err(too_large(bytes.len() as u64)); // it grew while being read
                 }
                 total += bytes.len();
                 if total > self.config.max_files_bytes {
@@ -801,7 +815,7 @@ impl TaskTool {
                 let _ = write!(
                     text,
                     "\n\n### {}\n\n```\n{}\n```",
-                    workspace.relative(&path),
+                    workspace.relative(&opened.path),
                     content.trim_end()
                 );
             }

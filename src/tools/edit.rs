@@ -1,17 +1,24 @@
 //! `write` and `edit`: the tools that change files.
 //!
-//! Every path argument goes through [`Workspace::resolve`](super::Workspace::resolve), and
-//! every path in a result is relative to the workspace root.
+//! Both open beneath the workspace root through [`Workspace`], write atomically (a temporary
+//! file renamed over the target), and refuse protected paths, special files and files with
+//! more than one hard link; every path in a result is relative to the workspace root.
 
-use std::fs::{self};
+use std::io::Read;
 
 use serde_json::{Value, json};
 
-use super::fs::{io_tool, optional_bool, required_str, stat, thousands};
-use super::{Tool, ToolContext};
+use super::fs::{bytes_human, io_tool, optional_bool, required_str, thousands};
+use super::workspace::check_single_link;
+use super::{Tool, ToolContext, Workspace};
 use crate::error::Error;
 
 /// Writes a whole file, creating it and its parent directories if needed.
+///
+/// The file is replaced atomically (a temporary file in the same directory, renamed over
+/// it), keeping its permission bits. Refused: [protected
+/// paths](Workspace::DEFAULT_PROTECTED_PATHS), directories, FIFOs and other special files,
+/// and files with more than one hard link.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WriteTool;
 
@@ -55,31 +62,18 @@ impl Tool for WriteTool {
 
     fn call(&self, input: &Value, context: &ToolContext<'_>) -> Result<String, Error> {
         let workspace = context.workspace();
-        let path = workspace.resolve(required_str(input, "path")?)?;
+        let path = required_str(input, "path")?;
         let content = required_str(input, "content")?;
-        let shown = workspace.relative(&path);
         context.token().check()?;
-        let existed = match fs::metadata(&path) {
-            Ok(metadata) if metadata.is_dir() => {
-                return Err(Error::tool(format!(
-                    "'{shown}' is a directory; give the path of a file"
-                )));
-            }
-            Ok(_) => true,
-            Err(_) => false,
-        };
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(|error| {
-                Error::tool(format!(
-                    "cannot create the directory '{}' for '{shown}': {error}",
-                    workspace.relative(parent)
-                ))
-            })?;
-        }
-        fs::write(&path, content).map_err(|error| io_tool("write", &shown, &error))?;
+        let written = workspace.write_file(path, content.as_bytes())?;
         Ok(format!(
-            "{} '{shown}' ({} bytes, {} lines)",
-            if existed { "replaced" } else { "created" },
+            "{} '{}' ({} bytes, {} lines)",
+            if written.created {
+                "created"
+            } else {
+                "replaced"
+            },
+            written.shown,
             thousands(content.len() as u64),
             thousands(content.lines().count() as u64)
         ))
@@ -87,6 +81,9 @@ impl Tool for WriteTool {
 }
 
 /// Replaces an exact string in a file: once (it must occur exactly once) or everywhere.
+///
+/// Files over [`Workspace::MAX_EDIT_BYTES`] (10 MiB) are refused, and so is an edit whose
+/// result would be larger; otherwise it is refused and written as [`WriteTool`] is.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EditTool;
 
@@ -140,11 +137,10 @@ impl Tool for EditTool {
 
     fn call(&self, input: &Value, context: &ToolContext<'_>) -> Result<String, Error> {
         let workspace = context.workspace();
-        let path = workspace.resolve(required_str(input, "path")?)?;
+        let path = required_str(input, "path")?;
         let old = required_str(input, "old_string")?;
         let new = required_str(input, "new_string")?;
         let replace_all = optional_bool(input, "replace_all")?.unwrap_or(false);
-        let shown = workspace.relative(&path);
         if old.is_empty() {
             return Err(Error::tool(
                 "old_string is empty; give the exact text to replace (to create or rewrite a \
@@ -157,13 +153,34 @@ impl Tool for EditTool {
             ));
         }
         context.token().check()?;
-        let metadata = stat(&path, &shown)?;
-        if metadata.is_dir() {
+        workspace.check_writable(path)?;
+        let opened = workspace.open_read(path)?;
+        let shown = opened.shown;
+        if opened.metadata.is_dir() {
             return Err(Error::tool(format!(
                 "'{shown}' is a directory; give the path of a file"
             )));
         }
-        let bytes = fs::read(&path).map_err(|error| io_tool("read", &shown, &error))?;
+        check_single_link(&opened.metadata, &shown)?;
+        let too_large = || {
+            Error::tool(format!(
+                "'{shown}' is larger than the {} edit works on; change it with bash (e.g. \
+                 sed) or split the file",
+                bytes_human(Workspace::MAX_EDIT_BYTES)
+            ))
+        };
+        if opened.metadata.len() > Workspace::MAX_EDIT_BYTES {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::with_capacity(opened.metadata.len() as usize);
+        opened
+            .file
+            .take(Workspace::MAX_EDIT_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|error| io_tool("read", &shown, &error))?;
+        if bytes.len() as u64 > Workspace::MAX_EDIT_BYTES {
+            return Err(too_large()); // it grew while being read
+        }
         let content = String::from_utf8(bytes).map_err(|_| {
             Error::tool(format!(
                 "'{shown}' is not valid UTF-8 text; edit only text files"
@@ -186,12 +203,23 @@ impl Tool for EditTool {
                  unique, or set replace_all to true to replace every occurrence"
             )));
         }
+        let replaced = if replace_all { matches } else { 1 };
+        let edited_length = (content.len() - replaced * old.len()) as u64
+            + (replaced as u64).saturating_mul(new.len() as u64);
+        if edited_length > Workspace::MAX_EDIT_BYTES {
+            return Err(Error::tool(format!(
+                "the edit would make '{shown}' {}, more than the {} edit may write; replace \
+                 fewer occurrences or use write",
+                bytes_human(edited_length),
+                bytes_human(Workspace::MAX_EDIT_BYTES)
+            )));
+        }
         let edited = if replace_all {
             content.replace(old, new)
         } else {
             content.replacen(old, new, 1)
         };
-        fs::write(&path, edited).map_err(|error| io_tool("write", &shown, &error))?;
+        workspace.write_file(path, edited.as_bytes())?;
         Ok(format!(
             "edited '{shown}': {matches} replacement{}",
             if matches == 1 { "" } else { "s" }

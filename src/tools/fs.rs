@@ -1,8 +1,7 @@
 //! What the file tools share: argument access, number formatting, errors, the glob
 //! matcher and the directory walker.
 
-use std::fs::{self, Metadata};
-use std::io::{self};
+use std::io::{self, BufRead};
 use std::path::Path;
 
 use globset::{GlobBuilder, GlobMatcher};
@@ -80,20 +79,6 @@ pub(super) fn bytes_human(bytes: u64) -> String {
     }
 }
 
-/// The metadata of `path`, or a tool error naming it when it does not exist.
-pub(super) fn stat(path: &Path, shown: &str) -> Result<Metadata, Error> {
-    fs::metadata(path).map_err(|error| {
-        if error.kind() == io::ErrorKind::NotFound {
-            Error::tool(format!(
-                "there is no file or directory at '{shown}' (paths are relative to the \
-                 workspace root; use ls or glob to find it)"
-            ))
-        } else {
-            io_tool("access", shown, &error)
-        }
-    })
-}
-
 /// An I/O failure on `shown`, as a tool error.
 pub(super) fn io_tool(action: &str, shown: &str, error: &io::Error) -> Error {
     Error::tool(format!("cannot {action} '{shown}': {error}"))
@@ -110,7 +95,12 @@ pub(super) fn glob_matcher(pattern: &str) -> Result<GlobMatcher, Error> {
 
 /// Walks `directory` in path order: honours `.gitignore` (even outside a git repository),
 /// `.ignore` and git exclude files, skips `.git`, includes hidden files, never follows
-/// symlinks (so it cannot leave the workspace).
+/// symlinks it sees.
+///
+/// The walk lists directories by path, so a directory swapped for a symlink between its
+/// `lstat` and its listing can show it names from outside (and an ignore file from there
+/// can change what is skipped). Its results are therefore only candidates: grep opens
+/// every file beneath the root before reading it, and glob before listing it.
 pub(super) fn walker(directory: &Path) -> Walk {
     WalkBuilder::new(directory)
         .hidden(false)
@@ -121,16 +111,71 @@ pub(super) fn walker(directory: &Path) -> Walk {
         .build()
 }
 
-/// Appends `text`, cut after `max` characters with a marker saying how long it was.
-pub(super) fn push_cut(out: &mut String, text: &str, max: usize) {
-    match text.char_indices().nth(max) {
-        None => out.push_str(text),
-        Some((end, _)) => {
-            out.push_str(&text[..end]);
-            out.push_str(&format!(
-                " [... line cut: {} characters in all]",
-                thousands(text.chars().count() as u64)
-            ));
+/// Appends at most `max` characters of `kept` (the start of a line of `total_chars`
+/// characters), with a marker when the line was longer than `max`.
+pub(super) fn push_bounded(out: &mut String, kept: &str, total_chars: u64, max: usize) {
+    let end = kept
+        .char_indices()
+        .nth(max)
+        .map_or(kept.len(), |(end, _)| end);
+    out.push_str(&kept[..end]);
+    if total_chars > max as u64 {
+        out.push_str(&format!(
+            " [... line cut: {} characters in all]",
+            thousands(total_chars)
+        ));
+    }
+}
+
+/// One line as [`read_line_bounded`] read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BoundedLine {
+    /// Bytes of the whole line, its `\n` included; 0 at the end of the input.
+    pub(super) bytes: u64,
+    /// Characters of the whole line (UTF-8 leading bytes), its `\n` excluded.
+    pub(super) chars: u64,
+    /// Only the first bytes of the line were kept.
+    pub(super) cut: bool,
+}
+
+/// Reads one line from `reader` into `line` (cleared first), keeping at most `keep` bytes
+/// of it and skipping the rest, so a line of any length costs at most `keep` bytes plus
+/// the reader's buffer. The `\n` is not kept.
+pub(super) fn read_line_bounded(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    keep: usize,
+) -> io::Result<BoundedLine> {
+    line.clear();
+    let mut read = BoundedLine {
+        bytes: 0,
+        chars: 0,
+        cut: false,
+    };
+    loop {
+        let buffer = match reader.fill_buf() {
+            Ok(buffer) => buffer,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        if buffer.is_empty() {
+            return Ok(read);
+        }
+        let (part, ended) = match memchr::memchr(b'\n', buffer) {
+            Some(end) => (&buffer[..end], true),
+            None => (buffer, false),
+        };
+        let room = keep.saturating_sub(line.len());
+        if part.len() > room {
+            read.cut = true;
+        }
+        line.extend_from_slice(&part[..part.len().min(room)]);
+        read.chars += part.iter().filter(|byte| (**byte & 0xC0) != 0x80).count() as u64;
+        let used = part.len() + usize::from(ended);
+        read.bytes += used as u64;
+        reader.consume(used);
+        if ended {
+            return Ok(read);
         }
     }
 }
@@ -151,9 +196,37 @@ mod tests {
     }
 
     #[test]
+    fn bounded_lines_keep_a_prefix_and_count_the_whole_line() {
+        let text = format!("short\n{}é\nlast", "x".repeat(100));
+        let mut reader = io::BufReader::with_capacity(16, text.as_bytes());
+        let mut line = Vec::new();
+        let first = read_line_bounded(&mut reader, &mut line, 10).unwrap();
+        assert_eq!(
+            (line.as_slice(), first.bytes, first.chars, first.cut),
+            (&b"short"[..], 6, 5, false)
+        );
+        let long = read_line_bounded(&mut reader, &mut line, 10).unwrap();
+        assert_eq!(line, b"xxxxxxxxxx");
+        assert_eq!((long.bytes, long.chars, long.cut), (103, 101, true));
+        assert!(line.capacity() < 64, "the long line was not kept whole");
+        let last = read_line_bounded(&mut reader, &mut line, 10).unwrap();
+        assert_eq!(
+            (line.as_slice(), last.bytes, last.cut),
+            (&b"last"[..], 4, false)
+        );
+        assert_eq!(
+            read_line_bounded(&mut reader, &mut line, 10).unwrap().bytes,
+            0
+        );
+    }
+
+    #[test]
     fn long_lines_are_cut_with_a_marker() {
         let mut out = String::new();
-        push_cut(&mut out, &"x".repeat(10), 4);
+        push_bounded(&mut out, &"x".repeat(10), 10, 4);
         assert_eq!(out, "xxxx [... line cut: 10 characters in all]");
+        out.clear();
+        push_bounded(&mut out, "éé", 2, 4);
+        assert_eq!(out, "éé");
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use globset::GlobMatcher;
@@ -11,10 +11,10 @@ use regex::bytes::{Regex, RegexBuilder};
 use serde_json::{Value, json};
 
 use super::fs::{
-    BINARY_PROBE, glob_matcher, optional_bool, optional_str, optional_u64, push_cut, required_str,
-    stat, thousands, walker,
+    BINARY_PROBE, bytes_human, glob_matcher, optional_bool, optional_str, optional_u64,
+    push_bounded, read_line_bounded, required_str, thousands, walker,
 };
-use super::{Tool, ToolContext, Workspace};
+use super::{Tool, ToolContext};
 use crate::error::Error;
 use crate::runtime::CancelToken;
 
@@ -25,6 +25,13 @@ use crate::runtime::CancelToken;
 /// files included, symlinks not followed; files with a NUL byte in their first 8 KiB are
 /// skipped as binary. Files are visited in path order. Results are capped (200 by default:
 /// output lines in `content` mode, files otherwise).
+///
+/// Every file is opened beneath the workspace root (regular files only, never through a
+/// symlink), so a directory swapped for a symlink during the walk cannot make it read a
+/// file outside. Memory and work are bounded: each line is matched on its first
+/// [`MAX_LINE_BYTES`](Self::MAX_LINE_BYTES) (the rest is skipped, not kept), and each file
+/// is searched in its first [`MAX_FILE_BYTES`](Self::MAX_FILE_BYTES); the result says when
+/// either cut applied.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GrepTool;
 
@@ -37,6 +44,11 @@ impl GrepTool {
     pub const MAX_LINE_CHARS: usize = 500;
     /// The most context lines around a match: 10.
     pub const MAX_CONTEXT: u64 = 10;
+    /// Bytes of one line that are matched (and kept); the rest of a longer line is skipped:
+    /// 64 KiB.
+    pub const MAX_LINE_BYTES: usize = 64 * 1024;
+    /// Bytes of one file that are searched; the rest is skipped: 64 MiB.
+    pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
     /// The tool.
     pub fn new() -> GrepTool {
@@ -67,7 +79,8 @@ impl Tool for GrepTool {
          order; `content` shows `path:line:text` for each matching line, with `context` lines \
          before and after as `path-line-text` and `--` between groups; `count` shows \
          `path:N` matching lines per file. Results are capped at `max_results` (default 200: \
-         output lines in content mode, files otherwise); narrow the search if capped. Paths \
+         output lines in content mode, files otherwise); narrow the search if capped. Lines \
+         are matched on their first 64 KiB and files searched in their first 64 MiB. Paths \
          are relative to the workspace root."
     }
 
@@ -124,8 +137,8 @@ impl Tool for GrepTool {
     fn call(&self, input: &Value, context: &ToolContext<'_>) -> Result<String, Error> {
         let workspace = context.workspace();
         let pattern = required_str(input, "pattern")?;
-        let root = workspace.resolve(optional_str(input, "path")?.unwrap_or("."))?;
-        let shown = workspace.relative(&root);
+        let start = workspace.open_read(optional_str(input, "path")?.unwrap_or("."))?;
+        let (root, shown) = (start.path.clone(), start.shown.clone());
         let glob = optional_str(input, "glob")?
             .map(|glob| glob.trim_start_matches("./"))
             .map(|glob| Ok::<_, Error>((glob_matcher(glob)?, glob.contains('/'))))
@@ -154,7 +167,6 @@ impl Tool for GrepTool {
             .map_err(|error| Error::tool(format!("invalid regex `{pattern}`: {error}")))?;
 
         let mut search = Search {
-            workspace,
             token: context.token(),
             regex: &regex,
             mode,
@@ -171,10 +183,13 @@ impl Tool for GrepTool {
             groups: 0,
             capped: false,
             unreadable: 0,
+            long_lines: 0,
+            long_files: 0,
         };
-        if stat(&root, &shown)?.is_file() {
-            search.file(&root)?;
+        if start.metadata.is_file() {
+            search.file(start.file, &shown)?;
         } else {
+            drop(start);
             for (index, entry) in walker(&root).enumerate() {
                 if index.is_multiple_of(64) {
                     context.token().check()?;
@@ -191,7 +206,13 @@ impl Tool for GrepTool {
                 {
                     continue;
                 }
-                search.file(entry.path())?;
+                // Opened beneath the root: a walk led astray by a swapped directory finds
+                // only a refusal here.
+                match workspace.open_walked(entry.path()) {
+                    Ok(Some(file)) => search.file(file, &workspace.relative(entry.path()))?,
+                    Ok(None) => {}
+                    Err(_) => search.unreadable += 1,
+                }
                 if search.capped {
                     break;
                 }
@@ -212,7 +233,6 @@ fn glob_accepts(matcher: &GlobMatcher, by_path: bool, root: &Path, path: &Path) 
 
 /// One search in progress and what it has found.
 struct Search<'a> {
-    workspace: &'a Workspace,
     token: &'a CancelToken,
     regex: &'a Regex,
     mode: Mode,
@@ -229,16 +249,17 @@ struct Search<'a> {
     groups: usize,
     capped: bool,
     unreadable: usize,
+    /// Lines matched only on their first `MAX_LINE_BYTES`.
+    long_lines: u64,
+    /// Files searched only in their first `MAX_FILE_BYTES`.
+    long_files: usize,
 }
 
 impl Search<'_> {
-    /// Searches one file; unreadable and binary files are skipped.
-    fn file(&mut self, path: &Path) -> Result<(), Error> {
-        let Ok(file) = File::open(path) else {
-            self.unreadable += 1;
-            return Ok(());
-        };
-        let mut reader = BufReader::with_capacity(64 * 1024, file);
+    /// Searches one file, open for reading; unreadable and binary files are skipped.
+    fn file(&mut self, file: File, shown: &str) -> Result<(), Error> {
+        let mut reader =
+            BufReader::with_capacity(64 * 1024, file.take(GrepTool::MAX_FILE_BYTES + 1));
         match reader.fill_buf() {
             Ok(start) if start[..start.len().min(BINARY_PROBE)].contains(&0) => return Ok(()),
             Ok(_) => {}
@@ -247,23 +268,29 @@ impl Search<'_> {
                 return Ok(());
             }
         }
-        let shown = self.workspace.relative(path);
-        let mut before: VecDeque<(u64, Vec<u8>)> = VecDeque::with_capacity(self.context);
+        let mut before: VecDeque<(u64, Vec<u8>, u64)> = VecDeque::with_capacity(self.context);
         let mut after_left = 0;
         let mut last_printed = 0u64;
         let mut matches = 0u64;
         let mut number = 0u64;
+        let mut searched = 0u64;
         let mut line = Vec::new();
         loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) => break,
-                Ok(_) => {}
+            let read = match read_line_bounded(&mut reader, &mut line, GrepTool::MAX_LINE_BYTES) {
+                Ok(read) if read.bytes == 0 => break,
+                Ok(read) => read,
                 Err(_) => {
                     self.unreadable += 1;
                     break;
                 }
+            };
+            // The reader ends one byte past the cap, so a file that reaches it ends here
+            // with its last line cut short (that line still matched on its start).
+            searched += read.bytes;
+            if read.cut {
+                self.long_lines += 1;
             }
+            let chars = read.chars;
             number += 1;
             if number.is_multiple_of(8_192) {
                 self.token.check()?;
@@ -272,13 +299,13 @@ impl Search<'_> {
             if !self.regex.is_match(text) {
                 if after_left > 0 {
                     after_left -= 1;
-                    self.print(&shown, number, '-', text);
+                    self.print(shown, number, '-', text, chars);
                     last_printed = number;
                 } else if self.context > 0 {
                     if before.len() == self.context {
                         before.pop_front();
                     }
-                    before.push_back((number, text.to_vec()));
+                    before.push_back((number, text.to_vec(), chars));
                 }
                 if self.capped {
                     break;
@@ -292,7 +319,7 @@ impl Search<'_> {
                 Mode::Count => continue,
                 Mode::Content => {}
             }
-            let first = before.front().map_or(number, |(first, _)| *first);
+            let first = before.front().map_or(number, |(first, _, _)| *first);
             if self.context > 0
                 && self.groups > 0
                 && (last_printed == 0 || first > last_printed + 1)
@@ -302,20 +329,23 @@ impl Search<'_> {
             if last_printed == 0 || first > last_printed + 1 {
                 self.groups += 1;
             }
-            for (context_number, context_text) in before.drain(..) {
-                self.print(&shown, context_number, '-', &context_text);
+            for (context_number, context_text, context_chars) in before.drain(..) {
+                self.print(shown, context_number, '-', &context_text, context_chars);
             }
-            self.print(&shown, number, ':', text);
+            self.print(shown, number, ':', text, chars);
             last_printed = number;
             after_left = self.context;
             if self.capped {
                 break;
             }
         }
+        if searched > GrepTool::MAX_FILE_BYTES {
+            self.long_files += 1;
+        }
         if matches > 0 {
             self.files += 1;
             match self.mode {
-                Mode::FilesWithMatches => self.list(&shown),
+                Mode::FilesWithMatches => self.list(shown),
                 Mode::Count => self.list(&format!("{shown}:{matches}")),
                 Mode::Content => {}
             }
@@ -323,16 +353,18 @@ impl Search<'_> {
         Ok(())
     }
 
-    /// One content line: `path:12:text` for a match, `path-12-text` for context.
-    fn print(&mut self, shown: &str, number: u64, separator: char, text: &[u8]) {
+    /// One content line: `path:12:text` for a match, `path-12-text` for context (`text` is
+    /// the kept start of a line of `chars` characters).
+    fn print(&mut self, shown: &str, number: u64, separator: char, text: &[u8], chars: u64) {
         if self.capped {
             return;
         }
         self.out
             .push_str(&format!("{shown}{separator}{number}{separator}"));
-        push_cut(
+        push_bounded(
             &mut self.out,
             &String::from_utf8_lossy(text),
+            chars,
             GrepTool::MAX_LINE_CHARS,
         );
         self.out.push('\n');
@@ -352,6 +384,26 @@ impl Search<'_> {
         }
     }
 
+    /// Notes on what was searched only in part.
+    fn push_cuts(&mut self) {
+        if self.long_lines > 0 {
+            self.out.push_str(&format!(
+                "[{} lines longer than {} were matched only on their first {}]\n",
+                thousands(self.long_lines),
+                bytes_human(GrepTool::MAX_LINE_BYTES as u64),
+                bytes_human(GrepTool::MAX_LINE_BYTES as u64)
+            ));
+        }
+        if self.long_files > 0 {
+            self.out.push_str(&format!(
+                "[{} files larger than {} were searched only in their first {}]\n",
+                thousands(self.long_files as u64),
+                bytes_human(GrepTool::MAX_FILE_BYTES),
+                bytes_human(GrepTool::MAX_FILE_BYTES)
+            ));
+        }
+    }
+
     fn finish(mut self, pattern: &str, shown: &str) -> String {
         if self.files == 0 && self.out.is_empty() {
             let mut text = format!("no matches for `{pattern}` under '{shown}'");
@@ -360,6 +412,12 @@ impl Search<'_> {
                     " ({} files or directories could not be read)",
                     thousands(self.unreadable as u64)
                 ));
+            }
+            if self.long_lines > 0 || self.long_files > 0 {
+                text.push('\n');
+                self.out = text;
+                self.push_cuts();
+                return self.out;
             }
             return text;
         }
@@ -382,6 +440,7 @@ impl Search<'_> {
                 thousands(self.unreadable as u64)
             ));
         }
+        self.push_cuts();
         self.out
     }
 }

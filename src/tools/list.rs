@@ -1,17 +1,21 @@
 //! `ls` and `glob`: what is in a directory, and which files match a pattern.
 //!
-//! Every path argument goes through [`Workspace::resolve`](super::Workspace::resolve), and
-//! every path in a result is relative to the workspace root.
+//! `ls` reads the directory it opened beneath the workspace root (through
+//! [`Workspace`](super::Workspace)) by descriptor; `glob` opens its start directory the same
+//! way, walks by name, and lists a match only after opening it beneath the root (so a
+//! directory swapped for a symlink mid-walk cannot make it list files outside). Every path
+//! in a result is relative to the workspace root.
 
 use std::cmp::Reverse;
-use std::fs::{self};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use rustix::fs::{AtFlags, Dir, FileType};
 use serde_json::{Value, json};
 
 use super::fs::{
-    bytes_human, glob_matcher, io_tool, optional_str, required_str, stat, thousands, walker,
+    bytes_human, glob_matcher, io_tool, optional_str, required_str, thousands, walker,
 };
 use super::{Tool, ToolContext};
 use crate::error::Error;
@@ -63,34 +67,53 @@ impl Tool for LsTool {
 
     fn call(&self, input: &Value, context: &ToolContext<'_>) -> Result<String, Error> {
         let workspace = context.workspace();
-        let path = workspace.resolve(optional_str(input, "path")?.unwrap_or("."))?;
-        let shown = workspace.relative(&path);
-        let metadata = stat(&path, &shown)?;
-        if !metadata.is_dir() {
+        let opened = workspace.open_read(optional_str(input, "path")?.unwrap_or("."))?;
+        let shown = opened.shown;
+        if !opened.metadata.is_dir() {
             return Err(Error::tool(format!(
                 "'{shown}' is a file, not a directory; use read to see its content"
             )));
         }
+        let directory = OwnedFd::from(opened.file);
         let mut directories = Vec::new();
         let mut files = Vec::new();
-        let entries = fs::read_dir(&path).map_err(|error| io_tool("list", &shown, &error))?;
-        for entry in entries {
-            let entry = entry.map_err(|error| io_tool("list", &shown, &error))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Ok(file_type) = entry.file_type() else {
+        let mut entries =
+            Dir::read_from(&directory).map_err(|error| io_tool("list", &shown, &error.into()))?;
+        while let Some(entry) = entries.read() {
+            if (files.len() + directories.len()).is_multiple_of(4096) {
+                context.token().check()?;
+            }
+            let entry = entry.map_err(|error| io_tool("list", &shown, &error.into()))?;
+            let name_bytes = entry.file_name().to_bytes();
+            if name_bytes == b"." || name_bytes == b".." {
+                continue;
+            }
+            let name = String::from_utf8_lossy(name_bytes).into_owned();
+            // Each entry is looked at through the directory's descriptor, never by path.
+            let Ok(stat) =
+                rustix::fs::statat(&directory, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW)
+            else {
                 files.push((name, String::new()));
                 continue;
             };
-            if file_type.is_dir() {
-                directories.push(format!("{name}/"));
-            } else if file_type.is_symlink() {
-                let target = fs::read_link(entry.path())
-                    .map(|target| target.display().to_string())
-                    .unwrap_or_else(|_| "?".to_string());
-                files.push((name, format!(" -> {target}")));
-            } else {
-                let size = entry.metadata().map(|metadata| metadata.len()).unwrap_or(0);
-                files.push((name, format!("  ({})", bytes_human(size))));
+            match FileType::from_raw_mode(stat.st_mode) {
+                FileType::Directory => directories.push(format!("{name}/")),
+                FileType::Symlink => {
+                    let target = rustix::fs::readlinkat(&directory, entry.file_name(), Vec::new())
+                        .map(|target| target.to_string_lossy().into_owned())
+                        .unwrap_or_else(|_| "?".to_string());
+                    files.push((name, format!(" -> {target}")));
+                }
+                FileType::RegularFile => files.push((
+                    name,
+                    format!("  ({})", bytes_human(stat.st_size.max(0) as u64)),
+                )),
+                FileType::Fifo => files.push((name, "  (named pipe)".to_string())),
+                FileType::Socket => files.push((name, "  (socket)".to_string())),
+                FileType::CharacterDevice | FileType::BlockDevice => {
+                    files.push((name, "  (device)".to_string()))
+                }
+                FileType::Unknown => files.push((name, String::new())),
             }
         }
         directories.sort();
@@ -181,9 +204,9 @@ impl Tool for GlobTool {
     fn call(&self, input: &Value, context: &ToolContext<'_>) -> Result<String, Error> {
         let workspace = context.workspace();
         let pattern = required_str(input, "pattern")?;
-        let directory = workspace.resolve(optional_str(input, "path")?.unwrap_or("."))?;
-        let shown = workspace.relative(&directory);
-        if !stat(&directory, &shown)?.is_dir() {
+        let opened = workspace.open_read(optional_str(input, "path")?.unwrap_or("."))?;
+        let (directory, shown) = (opened.path, opened.shown);
+        if !opened.metadata.is_dir() {
             return Err(Error::tool(format!(
                 "'{shown}' is a file, not a directory; give the directory to search in `path`"
             )));
@@ -210,11 +233,12 @@ impl Tool for GlobTool {
                 continue;
             };
             if matcher.is_match(relative) {
-                let modified = entry
-                    .metadata()
-                    .ok()
-                    .and_then(|metadata| metadata.modified().ok())
-                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                // Listed only if it is a regular file beneath the root now: a walk led
+                // outside by a directory swapped for a symlink finds nothing to list.
+                let Some(metadata) = workspace.stat_walked(entry.path()) else {
+                    continue;
+                };
+                let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
                 found.push((modified, entry.into_path()));
             }
         }

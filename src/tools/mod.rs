@@ -1,12 +1,19 @@
 //! Tools a subagent can call: the [`Tool`] trait, the [`ToolRegistry`] a subagent is given,
 //! and the context every call gets (its [`Workspace`], its task's [`CancelToken`], and the
 //! process groups its commands started).
+//!
+//! The file tools (read, write, edit, ls, glob, grep) open every path beneath the
+//! workspace root through [`Workspace`]: `openat2(RESOLVE_BENEATH)` against a descriptor of
+//! the root (component by component with `O_NOFOLLOW` where the kernel lacks it), regular
+//! files only, bounded reads, atomic writes, protected paths refused.
 
 mod bash;
+mod beneath;
 mod edit;
 mod fs;
 mod grep;
 mod list;
+mod protected;
 mod read;
 mod schema;
 mod workspace;

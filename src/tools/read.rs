@@ -1,15 +1,15 @@
 //! `read`: text files with line numbers, a range at a time.
 //!
-//! Every path argument goes through [`Workspace::resolve`](super::Workspace::resolve), and
-//! every path in a result is relative to the workspace root.
+//! Files are opened beneath the workspace root by [`Workspace`](super::Workspace) (regular
+//! files only), and every path in a result is relative to the workspace root.
 
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 
 use serde_json::{Value, json};
 
 use super::fs::{
-    BINARY_PROBE, bytes_human, io_tool, optional_u64, push_cut, required_str, stat, thousands,
+    BINARY_PROBE, bytes_human, io_tool, optional_u64, push_bounded, read_line_bounded,
+    required_str, thousands,
 };
 use super::{Tool, ToolContext};
 use crate::error::Error;
@@ -20,8 +20,11 @@ use crate::runtime::CancelToken;
 /// Defaults: 2,000 lines from line 1 per call; lines longer than 2,000 characters are cut
 /// with a marker. A file larger than the size cap (256 KiB, see
 /// [`with_size_cap`](Self::with_size_cap)) is streamed: only the requested lines are
-/// decoded and the result says so, and a call's output stops at the same cap. Binary files
-/// (a NUL byte in the first 8 KiB, or invalid UTF-8) are refused.
+/// decoded and the result says so, and a call's output stops at the same cap. Memory stays
+/// bounded whatever the file: at most the size cap for a small file, and for a large one a
+/// 64 KiB buffer plus the start of one line (2,000 characters), however long the line.
+/// Binary files (a NUL byte in the first 8 KiB, or invalid UTF-8 in what is shown) are
+/// refused; FIFOs, sockets and devices are refused without blocking.
 #[derive(Debug, Clone)]
 pub struct ReadTool {
     size_cap: u64,
@@ -113,25 +116,20 @@ impl Tool for ReadTool {
 
     fn call(&self, input: &Value, context: &ToolContext<'_>) -> Result<String, Error> {
         let workspace = context.workspace();
-        let path = workspace.resolve(required_str(input, "path")?)?;
-        let shown = workspace.relative(&path);
+        let path = required_str(input, "path")?;
         let offset = optional_u64(input, "offset")?.unwrap_or(1).max(1);
         let limit = optional_u64(input, "limit")?
             .unwrap_or(Self::DEFAULT_LIMIT)
             .max(1);
-        let metadata = stat(&path, &shown)?;
-        if metadata.is_dir() {
+        let opened = workspace.open_read(path)?;
+        let shown = opened.shown;
+        if opened.metadata.is_dir() {
             return Err(Error::tool(format!(
                 "'{shown}' is a directory; use ls to list it or glob to find files in it"
             )));
         }
-        if !metadata.is_file() {
-            return Err(Error::tool(format!(
-                "'{shown}' is not a regular file; read only text files"
-            )));
-        }
-        let mut file = File::open(&path).map_err(|error| io_tool("open", &shown, &error))?;
-        let size = metadata.len();
+        let mut file = opened.file;
+        let size = opened.metadata.len();
         let large = size > self.size_cap;
         let mut numbered = if large {
             let mut probe = Vec::with_capacity(BINARY_PROBE);
@@ -152,8 +150,10 @@ impl Tool for ReadTool {
                 &shown,
             )?
         } else {
+            // At most the cap, even if the file grew since it was measured.
             let mut bytes = Vec::with_capacity(size as usize);
-            file.read_to_end(&mut bytes)
+            file.take(self.size_cap)
+                .read_to_end(&mut bytes)
                 .map_err(|error| io_tool("read", &shown, &error))?;
             if bytes[..bytes.len().min(BINARY_PROBE)].contains(&0) {
                 return Err(binary(&shown, "it has a NUL byte in its first 8 KiB"));
@@ -226,7 +226,9 @@ fn number_lines(
         total: 0,
         stopped_early: false,
     };
-    let mut line = Vec::new();
+    // A line is kept only as far as it can be shown: at most 4 bytes a character.
+    let keep = ReadTool::MAX_LINE_CHARS * 4;
+    let mut line = Vec::with_capacity(keep.min(4096));
     loop {
         if numbered.total.is_multiple_of(16_384) {
             token.check()?;
@@ -239,26 +241,36 @@ fn number_lines(
             numbered.total += count_lines(&mut reader, token, shown_path)?;
             return Ok(numbered);
         }
-        line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
+        let read = read_line_bounded(&mut reader, &mut line, if in_range { keep } else { 0 })
             .map_err(|error| io_tool("read", shown_path, &error))?;
-        if read == 0 {
+        if read.bytes == 0 {
             return Ok(numbered);
         }
         numbered.total += 1;
         if !in_range {
             continue;
         }
-        let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
-        let text = std::str::from_utf8(bytes).map_err(|_| {
-            binary(
-                shown_path,
-                &format!("line {} is not valid UTF-8", numbered.total),
-            )
-        })?;
+        let bytes = &line[..];
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            // A cut may end inside a character: show what precedes it.
+            Err(error) if read.cut && error.error_len().is_none() => {
+                std::str::from_utf8(&bytes[..error.valid_up_to()]).unwrap_or_default()
+            }
+            Err(_) => {
+                return Err(binary(
+                    shown_path,
+                    &format!("line {} is not valid UTF-8", numbered.total),
+                ));
+            }
+        };
         numbered.text.push_str(&format!("{:>6}\t", numbered.total));
-        push_cut(&mut numbered.text, text, ReadTool::MAX_LINE_CHARS);
+        push_bounded(
+            &mut numbered.text,
+            text,
+            read.chars,
+            ReadTool::MAX_LINE_CHARS,
+        );
         numbered.text.push('\n');
         numbered.shown += 1;
         if numbered.text.len() as u64 >= output_cap {
