@@ -17,6 +17,7 @@ use crate::llm::{
     ToolResult, ToolUse, Usage,
 };
 use crate::runtime::{CancelReason, CancelToken, Progress};
+use crate::sandbox::Sandbox;
 use crate::tools::{ProcessGroups, ToolContext, ToolRegistry, Workspace, validate};
 use crate::transcript::{Entry, Transcript};
 
@@ -133,13 +134,15 @@ impl AgentResult {
 }
 
 /// What a run needs from its surroundings: the task's token, the workspace its tools are
-/// confined to, and optionally a progress sink and a transcript.
+/// confined to, and optionally a progress sink, a transcript and the sandbox its commands
+/// run in (the default [`Sandbox`] otherwise: confined, network off).
 #[derive(Clone, Copy)]
 pub struct RunContext<'a> {
     token: &'a CancelToken,
     workspace: &'a Workspace,
     progress: Option<&'a (dyn Fn(Progress) + Sync)>,
     transcript: Option<&'a Transcript>,
+    sandbox: Option<&'a Sandbox>,
 }
 
 impl<'a> RunContext<'a> {
@@ -150,7 +153,14 @@ impl<'a> RunContext<'a> {
             workspace,
             progress: None,
             transcript: None,
+            sandbox: None,
         }
+    }
+
+    /// Runs the run's commands in `sandbox`.
+    pub fn sandbox(mut self, sandbox: &'a Sandbox) -> RunContext<'a> {
+        self.sandbox = Some(sandbox);
+        self
     }
 
     /// Reports progress (turns, model deltas, tool calls) to `sink`.
@@ -188,6 +198,7 @@ impl std::fmt::Debug for RunContext<'_> {
             .field("workspace", self.workspace)
             .field("token", self.token)
             .field("transcript", &self.transcript.map(Transcript::path))
+            .field("sandbox", &self.sandbox)
             .finish_non_exhaustive()
     }
 }
@@ -470,8 +481,11 @@ impl Run<'_> {
         for call in calls {
             *self.usage.tool_calls.entry(call.name.clone()).or_default() += 1;
         }
-        let tool_context =
+        let mut tool_context =
             ToolContext::new(self.context.workspace, self.context.token, &self.processes);
+        if let Some(sandbox) = self.context.sandbox {
+            tool_context = tool_context.with_sandbox(sandbox);
+        }
         let workers = self
             .agent
             .limits

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::bounded;
 use serde_json::{Value, json};
+use subtask::sandbox::Sandbox;
 use subtask::tools::{
     BashTool, EditTool, GlobTool, GrepTool, LsTool, ProcessGroups, ReadTool, Tool, ToolContext,
     Workspace, WriteTool, builtin_tools, validate,
@@ -99,7 +100,14 @@ fn gone_within(pid: u32, limit: Duration) -> bool {
     wait_until(limit, || !alive(pid))
 }
 
-/// The pid a command printed with `echo $!` on a line of its own.
+/// A background `sleep` that prints its pid as the host sees it on a line of its own
+/// (`$!` is the pid inside the sandbox's PID namespace): `/proc` is the host's, so a shell
+/// that reads `/proc/self/stat` reads its host pid, then becomes the sleep.
+fn host_pid_sleep(seconds: u32, to: &str) -> String {
+    format!("bash -c 'read -r pid _ < /proc/self/stat; echo $pid {to}; exec sleep {seconds}' &")
+}
+
+/// The pid a command printed on a line of its own.
 fn printed_pid(output: &str) -> u32 {
     output
         .lines()
@@ -208,7 +216,7 @@ fn bash_timeout_kills_the_whole_group_and_returns_the_output_so_far() {
         let started = Instant::now();
         let error = fixture.tool_error(
             &BashTool::new(),
-            json!({"command": "sleep 30 & echo $!; echo waiting; wait", "timeout_seconds": 1}),
+            json!({"command": format!("{} echo waiting; wait", host_pid_sleep(30, "")), "timeout_seconds": 1}),
         );
         let elapsed = started.elapsed();
         assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
@@ -258,7 +266,7 @@ fn bash_returns_promptly_when_the_task_is_cancelled_from_another_thread() {
             scope.spawn(|| {
                 let _ = done.send(fixture.call(
                     &BashTool::new(),
-                    json!({"command": "sleep 30 & echo $! > bg.pid; sleep 30"}),
+                    json!({"command": format!("{} sleep 30", host_pid_sleep(30, "> bg.pid"))}),
                 ));
             });
             assert!(
@@ -292,11 +300,38 @@ fn bash_does_not_start_on_a_cancelled_task() {
 }
 
 #[test]
-fn no_background_child_outlives_the_run() {
+fn confined_background_children_end_with_their_command() {
+    watchdog(|| {
+        let fixture = Fixture::new("bash-background-confined");
+        let text = fixture.ok(
+            &BashTool::new(),
+            json!({"command": format!(
+                "{} until [ -s bg.pid ]; do :; done; echo started",
+                host_pid_sleep(300, "> bg.pid")
+            )}),
+        );
+        assert!(text.starts_with("started\n"), "{text}");
+        let pid = printed_pid(&fixture.read("bg.pid"));
+        assert!(
+            !alive(pid),
+            "background {pid} outlived its confined command"
+        );
+        assert!(fixture.processes.is_empty(), "{:?}", fixture.processes);
+    });
+}
+
+#[test]
+fn no_unconfined_background_child_outlives_the_run() {
     watchdog(|| {
         let fixture = Fixture::new("bash-background-run");
+        let sandbox = Sandbox::unconfined();
         let started = Instant::now();
-        let text = fixture.ok(&BashTool::new(), json!({"command": "sleep 300 & echo $!"}));
+        let text = BashTool::new()
+            .call(
+                &json!({"command": "sleep 300 & echo $!"}),
+                &fixture.context().with_sandbox(&sandbox),
+            )
+            .unwrap();
         assert!(started.elapsed() < Duration::from_secs(5));
         let pid = printed_pid(&text);
         assert!(
@@ -314,10 +349,16 @@ fn no_background_child_outlives_the_run() {
 }
 
 #[test]
-fn no_background_child_outlives_a_cancelled_task() {
+fn no_unconfined_background_child_outlives_a_cancelled_task() {
     watchdog(|| {
         let fixture = Fixture::new("bash-background-cancel");
-        let text = fixture.ok(&BashTool::new(), json!({"command": "sleep 300 & echo $!"}));
+        let sandbox = Sandbox::unconfined();
+        let text = BashTool::new()
+            .call(
+                &json!({"command": "sleep 300 & echo $!"}),
+                &fixture.context().with_sandbox(&sandbox),
+            )
+            .unwrap();
         let pid = printed_pid(&text);
         assert!(alive(pid));
         fixture.token.cancel();

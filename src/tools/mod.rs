@@ -3,6 +3,7 @@
 //! process groups its commands started).
 
 mod bash;
+mod capture;
 mod edit;
 mod fs;
 mod grep;
@@ -28,6 +29,10 @@ pub use workspace::Workspace;
 use crate::error::Error;
 use crate::llm::ToolSpec;
 use crate::runtime::{CancelGuard, CancelToken};
+use crate::sandbox::Sandbox;
+
+/// The sandbox of a context that was given none: confined, network off.
+static DEFAULT_SANDBOX: Sandbox = Sandbox::new();
 
 /// A tool: a name, a description and a JSON Schema the model reads, and one call.
 ///
@@ -64,10 +69,12 @@ pub struct ToolContext<'a> {
     workspace: &'a Workspace,
     token: &'a CancelToken,
     processes: &'a ProcessGroups,
+    sandbox: &'a Sandbox,
 }
 
 impl<'a> ToolContext<'a> {
-    /// A context for calls in `workspace` under `token`, tracking processes in `processes`.
+    /// A context for calls in `workspace` under `token`, tracking processes in `processes`,
+    /// with the default [`Sandbox`] (confined, network off).
     pub fn new(
         workspace: &'a Workspace,
         token: &'a CancelToken,
@@ -77,7 +84,19 @@ impl<'a> ToolContext<'a> {
             workspace,
             token,
             processes,
+            sandbox: &DEFAULT_SANDBOX,
         }
+    }
+
+    /// Runs commands in `sandbox` instead of the default.
+    pub fn with_sandbox(mut self, sandbox: &'a Sandbox) -> ToolContext<'a> {
+        self.sandbox = sandbox;
+        self
+    }
+
+    /// How commands (the `bash` tool) are confined.
+    pub fn sandbox(&self) -> &'a Sandbox {
+        self.sandbox
     }
 
     /// The directory the call is confined to.
