@@ -74,6 +74,11 @@ pub(super) struct Confinement {
     /// The child writes the number of the [`Step`] that failed here, before it exits.
     step_reader: OwnedFd,
     step_writer: Option<OwnedFd>,
+    /// C writes the host pid of the namespace's init (G) here once it forked it.
+    init_reader: OwnedFd,
+    init_writer: Option<OwnedFd>,
+    /// A pidfd of G, once spawned: G ends only after every process of the namespace.
+    init: Option<OwnedFd>,
     /// `$HOME` and `$TMPDIR` of the command (0700), removed with everything in it on drop.
     private_dir: PathBuf,
 }
@@ -90,11 +95,16 @@ impl Confinement {
             rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
         )
         .map_err(|error| Error::tool(format!("bash could not be started: pipe: {error}")))?;
+        let (init_reader, init_writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|error| Error::tool(format!("bash could not be started: pipe: {error}")))?;
         // From here on, a failure drops `confinement`, which removes the directory.
         let mut confinement = Confinement {
             ruleset: None,
             step_reader,
             step_writer: None,
+            init_reader,
+            init_writer: None,
+            init: None,
             private_dir: private_dir()?,
         };
         let ruleset = ruleset(sandbox, workspace, &confinement.private_dir)?;
@@ -104,12 +114,14 @@ impl Confinement {
         let plan = Plan {
             ruleset: ruleset.as_raw_fd(),
             step: step_writer.as_raw_fd(),
+            init_pid: init_writer.as_raw_fd(),
             uid_map: format!("{uid} {uid} 1\n").into_bytes(),
             gid_map: format!("{gid} {gid} 1\n").into_bytes(),
             new_network: sandbox.network == Network::Off,
         };
         confinement.ruleset = Some(ruleset);
         confinement.step_writer = Some(step_writer);
+        confinement.init_writer = Some(init_writer);
         // SAFETY: `enter` makes only async-signal-safe calls (raw syscalls through libc, no
         // allocation, no lock) on data prepared here, and the fds it uses (`plan.ruleset`,
         // `plan.step`) stay open in the parent until `spawned`, after the spawn returned.
@@ -119,10 +131,47 @@ impl Confinement {
         Ok(confinement)
     }
 
-    /// Closes what only the spawn needed.
+    /// Closes what only the spawn needed, and opens a pidfd of the namespace's init.
     pub(super) fn spawned(&mut self) {
         self.ruleset = None;
         self.step_writer = None;
+        if self.init_writer.take().is_none() {
+            return;
+        }
+        // C writes the pid right after its fork; EOF (no pid) only if C died first, and then
+        // G dies too (PR_SET_PDEATHSIG).
+        let mut bytes = [0u8; 4];
+        let mut filled = 0;
+        while filled < bytes.len() {
+            match rustix::io::read(&self.init_reader, &mut bytes[filled..]) {
+                Ok(0) => return,
+                Ok(read) => filled += read,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => return,
+            }
+        }
+        self.init = rustix::process::Pid::from_raw(i32::from_ne_bytes(bytes)).and_then(|pid| {
+            rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+        });
+    }
+
+    /// Kills the namespace's init (a no-op when it has ended) and waits until it is gone,
+    /// which the kernel allows only once every process of the namespace is.
+    pub(super) fn end_namespace(&mut self) {
+        let Some(init) = self.init.take() else {
+            return;
+        };
+        let _ = rustix::process::pidfd_send_signal(&init, rustix::process::Signal::KILL);
+        loop {
+            let mut fds = [rustix::event::PollFd::new(
+                &init,
+                rustix::event::PollFlags::IN,
+            )];
+            match rustix::event::poll(&mut fds, None) {
+                Err(rustix::io::Errno::INTR) => {}
+                _ => return,
+            }
+        }
     }
 
     /// The error for a spawn that failed: names the sandbox step that failed, if one did.
@@ -309,6 +358,7 @@ impl Step {
 struct Plan {
     ruleset: RawFd,
     step: RawFd,
+    init_pid: RawFd,
     uid_map: Vec<u8>,
     gid_map: Vec<u8>,
     new_network: bool,
@@ -359,7 +409,13 @@ fn enter(plan: &Plan) -> io::Result<()> {
     match unsafe { libc::fork() } {
         -1 => Err(fail(plan, Step::Fork, io::Error::last_os_error())),
         0 => init(plan, status_reader, status_writer),
-        init_pid => outer(init_pid, status_reader),
+        init_pid => {
+            let bytes = init_pid.to_ne_bytes();
+            // SAFETY: writes 4 bytes from a live array; a failure only costs the parent its
+            // wait for the namespace's end.
+            unsafe { libc::write(plan.init_pid, bytes.as_ptr().cast(), bytes.len()) };
+            outer(init_pid, status_reader)
+        }
     }
 }
 

@@ -368,6 +368,16 @@ impl Prepared {
         }
     }
 
+    /// For a confined command whose bash has ended (or been killed): kills what is left of
+    /// its PID namespace and waits until the kernel has ended every process in it. Call it
+    /// once the child has exited; a no-op for an unconfined command.
+    pub(crate) fn end(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let Some(confinement) = &mut self.confinement {
+            confinement.end_namespace();
+        }
+    }
+
     /// The error for a failed spawn: which sandbox step failed, if one did.
     fn spawn_error(&mut self, error: std::io::Error) -> Error {
         #[cfg(target_os = "linux")]

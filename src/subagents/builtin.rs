@@ -60,6 +60,8 @@ pub(crate) fn builtin_specs() -> Vec<SubagentSpec> {
         max_turns: None,
         timeout: None,
         read_only: false,
+        sandbox: true,
+        network: crate::sandbox::Network::Off,
         source: SpecSource::BuiltIn,
     };
     let tools = |names: &[&str]| Some(names.iter().map(|name| name.to_string()).collect());

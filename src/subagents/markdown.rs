@@ -8,12 +8,15 @@
 //! model: haiku
 //! max_turns: 20
 //! timeout: 5m
+//! network: off
 //! ---
 //! You review code changes. ...
 //! ```
 //!
 //! Lists are written `a, b`, `[a, b]`, or as `- a` lines. `timeout` is seconds or a
 //! duration (`90s`, `5m`, `1h`). `model: inherit` (or no `model`) uses the parent's model.
+//! `network: on` lets the type's commands reach the network (default `off`); `sandbox: off`
+//! runs its commands unconfined, for trusted work only (see [`crate::sandbox`]).
 //! A file that breaks a rule is an error naming the file and the field.
 
 use std::path::Path;
@@ -21,6 +24,7 @@ use std::time::Duration;
 
 use super::{SpecSource, SubagentSpec};
 use crate::error::Error;
+use crate::sandbox::Network;
 
 const FIELDS: &[&str] = &[
     "name",
@@ -31,6 +35,8 @@ const FIELDS: &[&str] = &[
     "max_turns",
     "timeout",
     "read_only",
+    "sandbox",
+    "network",
 ];
 
 /// Reads one Markdown subagent file.
@@ -166,6 +172,16 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<SubagentSpec, Error> {
             )));
         }
     };
+    let on_off = |key: &str| -> Result<Option<Network>, Error> {
+        match get(key) {
+            None => Ok(None),
+            Some(value) => Network::parse(value)
+                .map(Some)
+                .ok_or_else(|| fail(format!("field `{key}`: '{value}' is not on or off"))),
+        }
+    };
+    let sandbox = on_off("sandbox")? != Some(Network::Off);
+    let network = on_off("network")?.unwrap_or_default();
     let model = get("model")
         .filter(|model| !model.eq_ignore_ascii_case("inherit"))
         .map(str::to_string);
@@ -179,6 +195,8 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<SubagentSpec, Error> {
         max_turns,
         timeout,
         read_only,
+        sandbox,
+        network,
         source: SpecSource::File(path.to_path_buf()),
     })
 }

@@ -13,6 +13,7 @@ use crate::llm::{ChatModel, Message, ModelConfig};
 use crate::runtime::{
     CancelToken, Observer, Progress, RunOptions, Runtime, TaskHandle, panic_message,
 };
+use crate::sandbox::{Network, Sandbox};
 use crate::tools::{ToolRegistry, Workspace};
 use crate::transcript::{DEFAULT_TRANSCRIPT_DIR, TranscriptStore};
 
@@ -39,6 +40,8 @@ pub struct SubagentRun<'a> {
     pub history: Option<&'a [Message]>,
     /// How deep in subagents this run is (0 under the host's own agent).
     pub depth: u32,
+    /// Network access for this run's commands, over the type's.
+    pub network: Option<Network>,
 }
 
 impl<'a> SubagentRun<'a> {
@@ -53,6 +56,7 @@ impl<'a> SubagentRun<'a> {
             read_only: false,
             history: None,
             depth: 0,
+            network: None,
         }
     }
 }
@@ -81,6 +85,8 @@ pub struct SubagentRequest {
     /// The run id to use instead of the task's id: a resumed run keeps its first run's id,
     /// and so its transcript.
     pub run_id: Option<String>,
+    /// Network access for this run's commands, over the type's.
+    pub network: Option<Network>,
 }
 
 impl SubagentRequest {
@@ -104,6 +110,7 @@ impl SubagentRequest {
             read_only: self.read_only,
             history: self.history.as_deref(),
             depth: self.depth,
+            network: self.network,
         }
     }
 }
@@ -185,6 +192,8 @@ pub struct Subagents {
     transcripts: Transcripts,
     limits: AgentLimits,
     max_depth: u32,
+    /// The sandbox runs start from (a type's `sandbox` and `network` refine it).
+    sandbox: Sandbox,
 }
 
 /// Where transcripts go.
@@ -213,6 +222,7 @@ impl Subagents {
             transcripts: Transcripts::InWorkspace,
             limits: AgentLimits::default(),
             max_depth: 0,
+            sandbox: Sandbox::new(),
         }
     }
 
@@ -251,6 +261,25 @@ impl Subagents {
     pub fn max_depth(mut self, depth: u32) -> Subagents {
         self.max_depth = depth;
         self
+    }
+
+    /// The sandbox every run's commands start from: extra paths, variables, or
+    /// [`Sandbox::unconfined`] for all. A type with `sandbox: off` runs unconfined anyway; a
+    /// type's `network` (or a run's) sets the network. Defaults to [`Sandbox::new`].
+    pub fn sandbox(mut self, sandbox: Sandbox) -> Subagents {
+        self.sandbox = sandbox;
+        self
+    }
+
+    /// The sandbox a run of `spec` gets: unconfined if the type says so, else the base with
+    /// the run's network setting, or the type's.
+    pub fn sandbox_for(&self, spec: &SubagentSpec, network: Option<Network>) -> Sandbox {
+        if !spec.sandbox {
+            return Sandbox::unconfined();
+        }
+        self.sandbox
+            .clone()
+            .network(network.unwrap_or(spec.network))
     }
 
     /// Whether a run at `depth` is offered the `task` tool (`depth < max_depth`).
@@ -467,7 +496,8 @@ impl Subagents {
             }
             None => None,
         };
-        let mut context = RunContext::new(token, workspace);
+        let sandbox = self.sandbox_for(spec, run.network);
+        let mut context = RunContext::new(token, workspace).sandbox(&sandbox);
         if let Some(sink) = progress {
             context = context.progress(sink);
         }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::TASK_TOOL;
 use crate::error::Error;
+use crate::sandbox::Network;
 use crate::tools::ToolRegistry;
 
 /// A subagent type: what the parent model is told about it, and what it runs with.
@@ -29,6 +30,12 @@ pub struct SubagentSpec {
     pub timeout: Option<Duration>,
     /// Whether it only reads: no write, edit or shell tools, whatever `tools` says.
     pub read_only: bool,
+    /// Whether its commands run in the kernel sandbox ([`crate::sandbox`]). `false` is for
+    /// trusted work only: commands then read and write what the host can. Defaults to `true`.
+    pub sandbox: bool,
+    /// Its commands' network access, unless a `task` call says otherwise. Defaults to
+    /// [`Network::Off`].
+    pub network: Network,
     /// Where it was defined.
     pub source: SpecSource,
 }
@@ -61,6 +68,8 @@ impl SubagentSpec {
             max_turns: None,
             timeout: None,
             read_only: false,
+            sandbox: true,
+            network: Network::Off,
             source: SpecSource::Code,
         }
     }
@@ -74,6 +83,18 @@ impl SubagentSpec {
     /// Makes it read-only.
     pub fn read_only(mut self, read_only: bool) -> SubagentSpec {
         self.read_only = read_only;
+        self
+    }
+
+    /// Runs its commands in the sandbox (`true`, the default) or unconfined (trusted work).
+    pub fn sandbox(mut self, sandbox: bool) -> SubagentSpec {
+        self.sandbox = sandbox;
+        self
+    }
+
+    /// Sets its commands' network access.
+    pub fn network(mut self, network: Network) -> SubagentSpec {
+        self.network = network;
         self
     }
 

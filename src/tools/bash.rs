@@ -169,7 +169,9 @@ impl Tool for BashTool {
             context.processes().kill(pgid)
         });
         drop(on_cancel);
-        // Every process of a confined command is gone by now; its private directory goes.
+        // A confined command's processes are all gone after this; its private directory
+        // goes with `prepared`.
+        prepared.end();
         drop(prepared);
 
         let status = match ended {

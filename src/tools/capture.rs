@@ -1,8 +1,6 @@
 //! A command's output, kept bounded whatever it writes: the first bytes in a head buffer,
 //! the last in a ring, and a count of the characters in between.
 
-use std::collections::VecDeque;
-
 use super::fs::thousands;
 
 /// Output captured as it streams in; memory stays at most `head + tail` bytes.
@@ -10,8 +8,10 @@ use super::fs::thousands;
 pub(crate) struct Capture {
     head: Vec<u8>,
     head_limit: usize,
-    /// The last `tail_limit` bytes seen after the head filled.
-    tail: VecDeque<u8>,
+    /// The last bytes seen after the head filled: at most `2 * tail_limit`, of which the
+    /// last `tail_limit` count (the front is dropped in one move when it doubles, so each
+    /// byte is copied a bounded number of times).
+    tail: Vec<u8>,
     tail_limit: usize,
     /// Bytes dropped between head and tail (neither kept).
     dropped: u64,
@@ -28,7 +28,7 @@ impl Capture {
         Capture {
             head: Vec::new(),
             head_limit: head_chars * 4,
-            tail: VecDeque::new(),
+            tail: Vec::new(),
             tail_limit: tail_chars * 4,
             dropped: 0,
             chars: 0,
@@ -48,13 +48,15 @@ impl Capture {
             self.dropped += (self.tail.len() + bytes.len() - self.tail_limit) as u64;
             self.tail.clear();
             self.tail
-                .extend(bytes[bytes.len() - self.tail_limit..].iter().copied());
+                .extend_from_slice(&bytes[bytes.len() - self.tail_limit..]);
             return;
         }
-        let overflow = (self.tail.len() + bytes.len()).saturating_sub(self.tail_limit);
-        self.tail.drain(..overflow);
-        self.dropped += overflow as u64;
-        self.tail.extend(bytes.iter().copied());
+        self.tail.extend_from_slice(bytes);
+        if self.tail.len() > 2 * self.tail_limit {
+            let excess = self.tail.len() - self.tail_limit;
+            self.tail.drain(..excess);
+            self.dropped += excess as u64;
+        }
     }
 
     /// Whether nothing was written.
@@ -65,22 +67,20 @@ impl Capture {
     /// The text (lossy UTF-8), at most `cap` characters: all of it, or its first and last
     /// halves around a line saying how many characters were cut.
     pub(crate) fn text(&self, cap: usize) -> String {
-        let (tail_front, tail_back) = self.tail.as_slices();
-        if self.dropped == 0 {
-            let mut bytes = Vec::with_capacity(self.head.len() + self.tail.len());
+        // The bytes beyond the last `tail_limit` of the ring are dropped too.
+        let extra = self.tail.len().saturating_sub(self.tail_limit);
+        let tail = &self.tail[extra..];
+        if self.dropped == 0 && extra == 0 {
+            let mut bytes = Vec::with_capacity(self.head.len() + tail.len());
             bytes.extend_from_slice(&self.head);
-            bytes.extend_from_slice(tail_front);
-            bytes.extend_from_slice(tail_back);
+            bytes.extend_from_slice(tail);
             return cap_text(&String::from_utf8_lossy(&bytes), cap);
         }
         let head_chars = cap / 2;
         let tail_chars = cap - head_chars;
         let head = String::from_utf8_lossy(&self.head);
         let head: String = head.chars().take(head_chars).collect();
-        let mut tail_bytes = Vec::with_capacity(self.tail.len());
-        tail_bytes.extend_from_slice(tail_front);
-        tail_bytes.extend_from_slice(tail_back);
-        let tail = String::from_utf8_lossy(&tail_bytes);
+        let tail = String::from_utf8_lossy(tail);
         let tail_count = tail.chars().count();
         let tail: String = tail
             .chars()
@@ -165,7 +165,7 @@ mod tests {
         for byte in format!("{h}{t}").bytes() {
             capture.push(&[byte]);
         }
-        assert!(capture.head.len() <= 20 && capture.tail.len() <= 20);
+        assert!(capture.head.len() <= 20 && capture.tail.len() <= 40);
         assert_eq!(
             capture.text(10),
             "hhhhh\n[... 1,990 characters cut ...]\nttttt"
