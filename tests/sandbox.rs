@@ -19,7 +19,7 @@ use subtask::sandbox::{Facility, Network, Sandbox};
 use subtask::subagents::{SubagentRegistry, SubagentRun, SubagentSpec, Subagents};
 use subtask::tools::{BashTool, ProcessGroups, Tool, ToolContext, ToolRegistry, Workspace};
 use subtask::{CancelToken, Error, ErrorKind};
-use support::{TempDir, watchdog};
+use support::{TempDir, running_with_arg, unique_sleep, watchdog};
 
 /// A workspace, a "home" outside it holding a planted secret, and a task's token.
 struct Target {
@@ -86,25 +86,10 @@ impl Target {
     }
 }
 
-/// Whether process `pid` runs (a zombie counts as gone).
-fn alive(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => false,
-        Ok(stat) => !matches!(
-            stat.rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().next()),
-            Some("Z" | "X")
-        ),
-    }
-}
-
-/// A shell line that writes the host pid of the process it becomes (`exec sleep 1000`)
-/// to `file`: `/proc` is the host's, so `/proc/self/stat` gives the pid the host sees.
-fn sleeper(file: &str) -> String {
-    format!(
-        "bash -c 'read -r pid _ < /proc/self/stat; echo $pid > {file}.tmp; mv {file}.tmp {file}; exec sleep 1000'"
-    )
+/// A shell line that creates `file`, then becomes `sleep <marker>` (found from the host by
+/// its marker: inside, pids are the namespace's).
+fn sleeper(marker: &str, file: &str) -> String {
+    format!("bash -c 'touch {file}; exec sleep {marker}'")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -197,8 +182,9 @@ fn the_parents_environment_is_not_read_through_proc() {
     for result in &results {
         assert!(!result.contains(&canary), "leaked {canary}: {result}");
     }
+    // The host's process is not even visible: the command's /proc is its own namespace's.
     assert!(
-        results[1].contains("Permission denied"),
+        results[1].contains("No such file or directory"),
         "the model should see the refusal: {}",
         results[1]
     );
@@ -237,7 +223,7 @@ fn the_parents_memory_and_fds_are_not_read() {
         );
         let confined = target.ok(&Sandbox::new(), &scan);
         assert!(confined.contains("REFUSED"), "{confined}");
-        assert!(confined.contains("Permission denied"), "{confined}");
+        assert!(confined.contains("No such file or directory"), "{confined}");
     }
     let text = target.ok(
         &Sandbox::new(),
@@ -256,7 +242,9 @@ fn the_parents_memory_and_fds_are_not_read() {
     ] {
         assert!(!text.contains(leak), "{leak}: {text}");
     }
-    assert!(text.contains("Permission denied"), "{text}");
+    // The host's process is not visible from the command's PID namespace at all.
+    assert!(text.contains("No such file or directory"), "{text}");
+    assert!(text.contains("No such process"), "{text}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -362,21 +350,21 @@ fn network_off_refuses_a_listener_on_the_hosts_loopback_and_says_so() {
 fn setsid_double_fork_and_nohup_die_with_the_command() {
     watchdog(|| {
         let target = Target::new("escape");
+        let markers = [unique_sleep(), unique_sleep(), unique_sleep()];
         let command = format!(
             "setsid -f {setsid}; ( {double} & ) ; nohup {nohup} > /dev/null 2>&1 & \
-             until [ -s setsid.pid ] && [ -s double.pid ] && [ -s nohup.pid ]; do :; done; \
+             until [ -e setsid.on ] && [ -e double.on ] && [ -e nohup.on ]; do :; done; \
              echo started",
-            setsid = sleeper("setsid.pid"),
-            double = sleeper("double.pid"),
-            nohup = sleeper("nohup.pid"),
+            setsid = sleeper(&markers[0], "setsid.on"),
+            double = sleeper(&markers[1], "double.on"),
+            nohup = sleeper(&markers[2], "nohup.on"),
         );
         let results = target.through_model(&Sandbox::new(), &[command]);
         assert!(results[0].starts_with("started\n"), "{}", results[0]);
-        for file in ["setsid.pid", "double.pid", "nohup.pid"] {
-            let text = fs::read_to_string(target.root.path().join(file)).unwrap();
-            let pid: u32 = text.trim().parse().unwrap();
+        for marker in &markers {
             // Already gone when the call returned: no waiting.
-            assert!(!alive(pid), "{file}: {pid} outlived its command");
+            let left = running_with_arg(marker);
+            assert!(left.is_empty(), "{left:?} outlived its command");
         }
         assert!(target.processes.is_empty(), "{:?}", target.processes);
     });
@@ -386,9 +374,10 @@ fn setsid_double_fork_and_nohup_die_with_the_command() {
 fn an_escape_that_outlives_bash_is_killed_on_timeout_too() {
     watchdog(|| {
         let target = Target::new("escape-timeout");
+        let marker = unique_sleep();
         let command = format!(
-            "setsid -f {}; until [ -s s.pid ]; do :; done; exec setsid sleep 1000",
-            sleeper("s.pid")
+            "setsid -f {}; until [ -e s.on ]; do :; done; exec setsid sleep 1000",
+            sleeper(&marker, "s.on")
         );
         let error = BashTool::new()
             .call(
@@ -397,12 +386,9 @@ fn an_escape_that_outlives_bash_is_killed_on_timeout_too() {
             )
             .unwrap_err();
         assert!(error.to_string().contains("timed out"), "{error}");
-        let pid: u32 = fs::read_to_string(target.root.path().join("s.pid"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        assert!(!alive(pid), "{pid} outlived the timeout");
+        assert!(target.root.path().join("s.on").exists());
+        let left = running_with_arg(&marker);
+        assert!(left.is_empty(), "{left:?} outlived the timeout");
     });
 }
 
@@ -413,35 +399,15 @@ fn an_escape_that_outlives_bash_is_killed_on_timeout_too() {
 fn an_output_flood_is_capped_in_memory_and_never_written_to_disk() {
     watchdog(|| {
         let target = Target::new("flood");
-        let before = free_bytes_in_temp();
-        let text = target.ok(&Sandbox::new(), "yes | head -c 200000000");
-        assert!(
-            text.contains("[... 199,970,000 characters cut ...]"),
-            "{}",
-            &text[..100]
+        let text = target.ok(
+            &Sandbox::new(),
+            "readlink /proc/self/fd/1 /proc/self/fd/2; yes | head -c 30000000",
         );
+        // stdout and stderr are a pipe (read into a bounded head and tail), not a file.
+        assert!(text.starts_with("pipe:["), "{}", &text[..100]);
+        assert!(text.contains("[... 29,970,0"), "{}", &text[14_900..15_100]);
         assert!(text.chars().count() < 30_100);
-        // 30 MB went through a pipe, not a file: the temporary directory's filesystem did
-        // not lose anything like it.
-        let after = free_bytes_in_temp();
-        assert!(
-            before.saturating_sub(after) < 20_000_000,
-            "{before} -> {after} bytes free"
-        );
     });
-}
-
-fn free_bytes_in_temp() -> u64 {
-    let output = std::process::Command::new("df")
-        .args(["--output=avail", "-B1"])
-        .arg(std::env::temp_dir())
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .nth(1)
-        .and_then(|line| line.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ use subtask::tools::{
     Workspace, WriteTool, builtin_tools, validate,
 };
 use subtask::{CancelToken, Error, ErrorKind};
-use support::{PATIENCE, TempDir, wait_until, watchdog};
+use support::{PATIENCE, TempDir, running_with_arg, unique_sleep, wait_until, watchdog};
 
 /// A workspace, a directory beside it (outside), and a task's token and process groups.
 struct Fixture {
@@ -100,11 +100,11 @@ fn gone_within(pid: u32, limit: Duration) -> bool {
     wait_until(limit, || !alive(pid))
 }
 
-/// A background `sleep` that prints its pid as the host sees it on a line of its own
-/// (`$!` is the pid inside the sandbox's PID namespace): `/proc` is the host's, so a shell
-/// that reads `/proc/self/stat` reads its host pid, then becomes the sleep.
-fn host_pid_sleep(seconds: u32, to: &str) -> String {
-    format!("bash -c 'read -r pid _ < /proc/self/stat; echo $pid {to}; exec sleep {seconds}' &")
+/// A background `sleep <marker>` that creates `file` once it runs (`$!` would be its pid
+/// inside the sandbox's PID namespace, meaningless to the test: the test finds it by its
+/// marker with `running_with_arg`).
+fn marked_sleep(marker: &str, file: &str) -> String {
+    format!("bash -c 'touch {file}; exec sleep {marker}' &")
 }
 
 /// The pid a command printed on a line of its own.
@@ -214,19 +214,22 @@ fn bash_timeout_kills_the_whole_group_and_returns_the_output_so_far() {
     watchdog(|| {
         let fixture = Fixture::new("bash-timeout");
         let started = Instant::now();
+        let marker = unique_sleep();
+        let command = format!(
+            "{} until [ -e started ]; do :; done; echo waiting; wait",
+            marked_sleep(&marker, "started")
+        );
         let error = fixture.tool_error(
             &BashTool::new(),
-            json!({"command": format!("{} echo waiting; wait", host_pid_sleep(30, "")), "timeout_seconds": 1}),
+            json!({"command": command, "timeout_seconds": 1}),
         );
         let elapsed = started.elapsed();
         assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
         assert!(error.contains("timed out after 1 s"), "{error}");
         assert!(error.contains("waiting"), "{error}");
-        let pid = printed_pid(error.split_once("Output so far:").unwrap().1);
-        assert!(
-            gone_within(pid, PATIENCE),
-            "sleep {pid} survived the timeout"
-        );
+        assert!(fixture.root.path().join("started").exists());
+        let left = running_with_arg(&marker);
+        assert!(left.is_empty(), "sleep {left:?} survived the timeout");
         assert!(fixture.processes.is_empty(), "{:?}", fixture.processes);
     });
 }
@@ -262,19 +265,16 @@ fn bash_returns_promptly_when_the_task_is_cancelled_from_another_thread() {
     watchdog(|| {
         let fixture = Fixture::new("bash-cancel");
         let (done, result) = bounded(1);
+        let marker = unique_sleep();
         std::thread::scope(|scope| {
             scope.spawn(|| {
-                let _ = done.send(fixture.call(
-                    &BashTool::new(),
-                    json!({"command": format!("{} sleep 30", host_pid_sleep(30, "> bg.pid"))}),
-                ));
+                let command = format!("{} sleep 30", marked_sleep(&marker, "bg.started"));
+                let _ = done.send(fixture.call(&BashTool::new(), json!({ "command": command })));
             });
             assert!(
-                wait_until(PATIENCE, || fixture.root.path().join("bg.pid").exists()
-                    && fixture.read("bg.pid").ends_with('\n')),
+                wait_until(PATIENCE, || fixture.root.path().join("bg.started").exists()),
                 "the command never started"
             );
-            let pid = printed_pid(&fixture.read("bg.pid"));
             let cancelled = Instant::now();
             fixture.token.cancel();
             let error = result
@@ -283,7 +283,8 @@ fn bash_returns_promptly_when_the_task_is_cancelled_from_another_thread() {
                 .unwrap_err();
             assert_eq!(error.kind(), ErrorKind::Cancelled, "{error}");
             assert!(cancelled.elapsed() < Duration::from_secs(2));
-            assert!(gone_within(pid, PATIENCE), "background {pid} survived");
+            let left = running_with_arg(&marker);
+            assert!(left.is_empty(), "background {left:?} survived");
         });
     });
 }
@@ -303,18 +304,19 @@ fn bash_does_not_start_on_a_cancelled_task() {
 fn confined_background_children_end_with_their_command() {
     watchdog(|| {
         let fixture = Fixture::new("bash-background-confined");
+        let marker = unique_sleep();
         let text = fixture.ok(
             &BashTool::new(),
             json!({"command": format!(
-                "{} until [ -s bg.pid ]; do :; done; echo started",
-                host_pid_sleep(300, "> bg.pid")
+                "{} until [ -e bg.started ]; do :; done; echo started",
+                marked_sleep(&marker, "bg.started")
             )}),
         );
         assert!(text.starts_with("started\n"), "{text}");
-        let pid = printed_pid(&fixture.read("bg.pid"));
+        let left = running_with_arg(&marker);
         assert!(
-            !alive(pid),
-            "background {pid} outlived its confined command"
+            left.is_empty(),
+            "background {left:?} outlived its confined command"
         );
         assert!(fixture.processes.is_empty(), "{:?}", fixture.processes);
     });

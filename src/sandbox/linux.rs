@@ -113,6 +113,7 @@ impl Confinement {
         let gid = rustix::process::getgid().as_raw();
         let plan = Plan {
             ruleset: ruleset.as_raw_fd(),
+            proc_access: (AccessFs::ReadFile | AccessFs::ReadDir).bits(),
             step: step_writer.as_raw_fd(),
             init_pid: init_writer.as_raw_fd(),
             uid_map: format!("{uid} {uid} 1\n").into_bytes(),
@@ -343,7 +344,7 @@ impl Step {
     fn describe(self) -> &'static str {
         match self {
             Step::Signals => "resetting signal handlers",
-            Step::Namespaces => "creating the user, PID and network namespaces (unshare)",
+            Step::Namespaces => "creating the user, PID, mount and network namespaces",
             Step::IdMaps => "writing the user namespace's uid/gid maps",
             Step::Loopback => "bringing up the loopback interface",
             Step::NoNewPrivs => "setting no_new_privs",
@@ -357,6 +358,8 @@ impl Step {
 /// Everything the child needs, prepared (and allocated) by the parent.
 struct Plan {
     ruleset: RawFd,
+    /// The rights on the namespace's own `/proc` (read files and directories).
+    proc_access: u64,
     step: RawFd,
     init_pid: RawFd,
     uid_map: Vec<u8>,
@@ -373,7 +376,7 @@ fn enter(plan: &Plan) -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.
     syscall_result(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) })
         .map_err(|error| fail(plan, Step::IdMaps, error))?;
-    let mut flags = libc::CLONE_NEWUSER | libc::CLONE_NEWPID;
+    let mut flags = libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS;
     if plan.new_network {
         flags |= libc::CLONE_NEWNET;
     }
@@ -392,12 +395,21 @@ fn enter(plan: &Plan) -> io::Result<()> {
     if plan.new_network {
         loopback_up().map_err(|error| fail(plan, Step::Loopback, error))?;
     }
+    // The namespace's mounts stay its own (G mounts its /proc there).
+    // SAFETY: mount with a static path and null strings, as mount(2) allows for MS_PRIVATE.
+    syscall_result(unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    })
+    .map_err(|error| fail(plan, Step::Namespaces, error))?;
     // SAFETY: prctl with integer arguments only.
     syscall_result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
         .map_err(|error| fail(plan, Step::NoNewPrivs, error))?;
-    // SAFETY: the raw syscall with the ruleset fd the parent keeps open and no flags.
-    let restricted = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, plan.ruleset, 0u32) };
-    syscall_result(restricted as libc::c_int).map_err(|error| fail(plan, Step::Landlock, error))?;
 
     // G reports B's wait status to C through this pipe.
     let mut status = [0 as libc::c_int; 2];
@@ -427,6 +439,12 @@ fn init(plan: &Plan, status_reader: RawFd, status_writer: RawFd) -> io::Result<(
     // Killed with C: killing C's process group (or C alone) ends the namespace.
     syscall_result(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) })
         .map_err(|error| fail(plan, Step::Init, error))?;
+    mount_own_proc(plan);
+    // Landlock last: a Landlock domain may not mount. Applied here, in G, so that B and
+    // every process after it are confined; C (the parent's waiter) runs only this code.
+    // SAFETY: the raw syscall with the ruleset fd the parent keeps open and no flags.
+    let restricted = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, plan.ruleset, 0u32) };
+    syscall_result(restricted as libc::c_int).map_err(|error| fail(plan, Step::Landlock, error))?;
     // SAFETY: fork in a single-threaded process, as above.
     let bash = match unsafe { libc::fork() } {
         -1 => return Err(fail(plan, Step::Init, io::Error::last_os_error())),
@@ -457,6 +475,53 @@ fn init(plan: &Plan, status_reader: RawFd, status_writer: RawFd) -> io::Result<(
         }
     }
 }
+
+/// Mounts a `/proc` of the new PID namespace over the host's (in the new mount namespace),
+/// so the command sees its own processes only — not the host's command lines — and lets
+/// the ruleset read it. Where the kernel or a container forbids the mount, the host's
+/// `/proc` stays, its sensitive entries still guarded by Landlock's ptrace scoping.
+fn mount_own_proc(plan: &Plan) {
+    // SAFETY: mount with static NUL-terminated strings; open of a static path; the raw
+    // landlock_add_rule with a live, packed attribute struct; close of the fd opened here.
+    unsafe {
+        let mounted = libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        );
+        if mounted != 0 {
+            return;
+        }
+        let proc = libc::open(c"/proc".as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
+        if proc < 0 {
+            return;
+        }
+        let rule = PathBeneathAttr {
+            allowed_access: plan.proc_access,
+            parent_fd: proc,
+        };
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            plan.ruleset,
+            LANDLOCK_RULE_PATH_BENEATH,
+            &rule as *const PathBeneathAttr,
+            0u32,
+        );
+        libc::close(proc);
+    }
+}
+
+/// `struct landlock_path_beneath_attr` of `<linux/landlock.h>` (packed).
+#[repr(C, packed)]
+struct PathBeneathAttr {
+    allowed_access: u64,
+    parent_fd: i32,
+}
+
+/// `LANDLOCK_RULE_PATH_BENEATH` of `<linux/landlock.h>`.
+const LANDLOCK_RULE_PATH_BENEATH: libc::c_int = 1;
 
 /// C, outside the PID namespace: waits for G (which ends after bash and, by the kernel,
 /// after every process of the namespace), then exits as bash did.

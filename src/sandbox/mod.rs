@@ -10,10 +10,10 @@
 //! | | allowed | refused |
 //! |---|---|---|
 //! | read + execute | `/usr`, `/bin`, `/sbin`, `/lib*`, `/opt`, `/etc` minus secrets, [`Sandbox::allow_read`] paths | home directories, `/root`, `/tmp`, `/var`, `/run`, everything else |
-//! | read | `/proc`, `/sys` (but see "other processes") | |
+//! | read | `/proc` (the command's own PID namespace), `/sys` | |
 //! | write | the workspace, a private temporary directory (`$TMPDIR` = `$HOME`, mode 0700, removed when the command ends), `/dev/null` and friends, [`Sandbox::allow_write`] paths | everything else |
 //! | network | loopback inside the command only, unless [`Network::On`] | every other host, and servers outside the command |
-//! | other processes | its own | `/proc/<pid>/{environ,mem,fd,…}` of the host and of every other process; signals to them |
+//! | other processes | its own | seeing the host's, `/proc/<pid>/{environ,mem,fd,…}` of any other, signals to them |
 //! | environment | `PATH`, `LANG`, `LC_*`, `TERM`, `TZ`, `USER`, `LOGNAME`, `SHELL`, [`Sandbox::pass_env`] names | everything else (API keys included) |
 //!
 //! `/etc` is granted entry by entry: only subtrees whose every entry is world-readable, and
@@ -28,32 +28,45 @@
 //! environment — because between `fork` and `exec` a multithreaded process may only make
 //! async-signal-safe calls. The forked child (call it *C*) then makes raw syscalls only:
 //!
-//! 1. `unshare(CLONE_NEWUSER | CLONE_NEWPID [| CLONE_NEWNET])`: a user namespace (so an
-//!    unprivileged process may create the others, which fails in a multithreaded process
-//!    but works in this single-threaded child), a PID namespace, and, with the network
-//!    off, a network namespace with only a loopback interface (brought up, so servers the
-//!    command starts itself are reachable).
+//! 1. `unshare(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS [| CLONE_NEWNET])`: a user
+//!    namespace (so an unprivileged process may create the others; this fails in a
+//!    multithreaded process but works in this single-threaded child), a PID namespace, a
+//!    mount namespace (made private), and, with the network off, a network namespace with
+//!    only a loopback interface (brought up, so servers the command starts itself are
+//!    reachable);
 //! 2. identity uid/gid maps, so files keep their owners and `id` its answer;
-//! 3. `PR_SET_NO_NEW_PRIVS` (no setuid escalation), then `landlock_restrict_self` with the
-//!    parent's ruleset, which also scopes signals and abstract Unix sockets (ABI 6+) and,
-//!    in every ABI, forbids ptrace-class access (which `/proc/<pid>/environ`, `mem` and `fd`
-//!    need) to any process outside the sandbox;
-//! 4. `fork`: the grandchild *G* is PID 1 of the new PID namespace. G forks bash (*B*, PID
-//!    2), reaps every orphan, and when B ends hands B's wait status to C through a pipe
-//!    and exits. When PID 1 of a namespace exits, the kernel kills every other process in
-//!    it — `setsid -f`, double forks and `nohup` included — and C exits with B's status
-//!    (re-raising its signal) only after that. G is PID 1, not bash, because the kernel
+//! 3. `PR_SET_NO_NEW_PRIVS` (no setuid escalation);
+//! 4. `fork`: the grandchild *G* is PID 1 of the new PID namespace. G mounts a `/proc` of
+//!    that namespace over the host's (so the command sees its own processes only, not the
+//!    host's command lines), adds it to the ruleset, then calls `landlock_restrict_self`
+//!    (after the mount: a Landlock domain may not mount). The domain also scopes signals
+//!    and abstract Unix sockets (ABI 6+) and, in every ABI, forbids ptrace-class access
+//!    (which `/proc/<pid>/environ`, `mem` and `fd` need) to any process outside it.
+//! 5. G forks bash (*B*, PID 2), reaps every orphan, and when B ends hands B's wait status
+//!    to C through a pipe and exits. When PID 1 of a namespace exits, the kernel kills every
+//!    other process in it — `setsid -f`, double forks and `nohup` included — and C exits
+//!    with B's status (re-raising its signal). G is PID 1, not bash, because the kernel
 //!    ignores signals sent to a namespace's init from inside it: `kill -9 $$` must work.
 //!
+//! C reports G's host pid to the parent, which opens a pidfd on it: once bash has ended or
+//! been killed, the `bash` tool kills G and waits for that pidfd, which the kernel signals
+//! only after every process of the namespace is gone. So when a call returns — normally,
+//! on timeout or on cancellation — nothing it started is left.
+//!
 //! C and G never run anything but syscalls, never `exec`, and are not dumpable, so their
-//! copy of the host's memory cannot be read through `/proc` by the command. The host
-//! process itself is made not dumpable ([`PR_SET_DUMPABLE`] = 0) the first time a confined
-//! command runs: no core dumps, and `/proc/<host pid>/*` becomes owned by root, which keeps
-//! its environment and memory from other processes of the same user. **This affects the
-//! whole host process** (a debugger must attach as root).
+//! copy of the host's memory cannot be read through `/proc`; C is outside the Landlock
+//! domain (it only waits), so the command cannot ptrace it either. The host process itself
+//! is made not dumpable ([`PR_SET_DUMPABLE`] = 0) the first time a confined command runs:
+//! no core dumps, and `/proc/<host pid>/*` becomes owned by root, which keeps its
+//! environment and memory from other processes of the same user. **This affects the whole
+//! host process** (a debugger must attach as root).
 //!
 //! The whole tree shares C's process group, which the `bash` tool kills on timeout or
 //! cancellation; G also has `PR_SET_PDEATHSIG = SIGKILL`, so killing C alone is enough.
+//!
+//! Where a container forbids mounting `/proc` (one with masked `/proc` paths), the host's
+//! `/proc` stays visible: other processes' command lines can be read, their environment,
+//! memory and fds still cannot (Landlock's ptrace scoping).
 //!
 //! # When the kernel cannot
 //!
