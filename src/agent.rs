@@ -17,6 +17,7 @@ use crate::llm::{
     ToolResult, ToolUse, Usage,
 };
 use crate::runtime::{CancelReason, CancelToken, Progress};
+use crate::sandbox::Sandbox;
 use crate::subagents::KeptWorktree;
 use crate::tools::{ProcessGroups, ToolContext, ToolRegistry, Workspace, validate};
 use crate::transcript::{Entry, Transcript};
@@ -137,7 +138,8 @@ impl AgentResult {
 }
 
 /// What a run needs from its surroundings: the task's token, the workspace its tools are
-/// confined to, and optionally a progress sink and a transcript.
+/// confined to, and optionally a progress sink, a transcript and the sandbox its commands
+/// run in (the default [`Sandbox`] otherwise: confined, network off).
 #[derive(Clone, Copy)]
 pub struct RunContext<'a> {
     token: &'a CancelToken,
@@ -146,6 +148,7 @@ pub struct RunContext<'a> {
     transcript: Option<&'a Transcript>,
     /// The nesting depth of the subagent run this is; `None` for the host's own agent.
     subagent_depth: Option<u32>,
+    sandbox: Option<&'a Sandbox>,
 }
 
 impl<'a> RunContext<'a> {
@@ -157,6 +160,7 @@ impl<'a> RunContext<'a> {
             progress: None,
             transcript: None,
             subagent_depth: None,
+            sandbox: None,
         }
     }
 
@@ -164,6 +168,12 @@ impl<'a> RunContext<'a> {
     /// [`ToolContext::subagent_depth`], by which the `task` tool bounds nesting).
     pub fn subagent_depth(mut self, depth: u32) -> RunContext<'a> {
         self.subagent_depth = Some(depth);
+        self
+    }
+
+    /// Runs the run's commands in `sandbox`.
+    pub fn sandbox(mut self, sandbox: &'a Sandbox) -> RunContext<'a> {
+        self.sandbox = Some(sandbox);
         self
     }
 
@@ -202,6 +212,7 @@ impl std::fmt::Debug for RunContext<'_> {
             .field("workspace", self.workspace)
             .field("token", self.token)
             .field("transcript", &self.transcript.map(Transcript::path))
+            .field("sandbox", &self.sandbox)
             .finish_non_exhaustive()
     }
 }
@@ -485,9 +496,12 @@ impl Run<'_> {
         for call in calls {
             *self.usage.tool_calls.entry(call.name.clone()).or_default() += 1;
         }
-        let tool_context =
+        let mut tool_context =
             ToolContext::new(self.context.workspace, self.context.token, &self.processes)
                 .with_subagent_depth(self.context.subagent_depth);
+        if let Some(sandbox) = self.context.sandbox {
+            tool_context = tool_context.with_sandbox(sandbox);
+        }
         let workers = self
             .agent
             .limits

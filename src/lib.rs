@@ -70,6 +70,7 @@ pub mod ffi;
 pub mod llm;
 pub mod mcp;
 mod runtime;
+pub mod sandbox;
 mod script;
 pub mod subagents;
 pub mod task_tool;

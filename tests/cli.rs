@@ -612,11 +612,19 @@ fn wait_for(child: &mut Child, limit: Duration) -> Option<std::process::ExitStat
 }
 
 /// A script whose run starts a bash command that leaves a background child and waits;
-/// the command writes both pids to the returned file once it runs.
+/// the command writes a file once it runs. Its two `sleep`s carry a duration unique to
+/// this call (`30.<n>`), by which [`wait_for_pids`] finds them among the host's processes:
+/// the pids the command itself sees belong to its sandbox's PID namespace.
 fn slow_command(dir: &TempDir) -> (String, PathBuf) {
-    let pidfile = dir.path().join("pids");
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    let marker = format!(
+        "30.{}{:03}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let pidfile = dir.path().join(format!("started-{marker}"));
     let command = format!(
-        "sleep 30 & echo $! $$ > {0}.tmp && mv {0}.tmp {0}; sleep 30",
+        "sleep {marker} & touch {0}.tmp && mv {0}.tmp {0}; sleep {marker}",
         pidfile.display()
     );
     let model = dir.script(
@@ -629,7 +637,8 @@ fn slow_command(dir: &TempDir) -> (String, PathBuf) {
     (model, pidfile)
 }
 
-/// Waits (bounded) until the command of [`slow_command`] runs; returns its two pids.
+/// Waits (bounded) until the command of [`slow_command`] runs; returns the host pids of its
+/// two `sleep`s.
 fn wait_for_pids(pidfile: &Path, child: &mut Child) -> Vec<u32> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !pidfile.exists() {
@@ -640,12 +649,31 @@ fn wait_for_pids(pidfile: &Path, child: &mut Child) -> Vec<u32> {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let pids: Vec<u32> = std::fs::read_to_string(pidfile)
+    let marker = pidfile
+        .file_name()
         .unwrap()
-        .split_whitespace()
-        .map(|pid| pid.parse().unwrap())
-        .collect();
-    assert_eq!(pids.len(), 2);
+        .to_string_lossy()
+        .trim_start_matches("started-")
+        .to_string();
+    let sleeps = || -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                    cmdline.split(|byte| *byte == 0).collect::<Vec<_>>()
+                        == [&b"sleep"[..], marker.as_bytes(), b""]
+                })
+            })
+            .collect()
+    };
+    // The foreground sleep starts just after the file appears.
+    let mut pids = sleeps();
+    while pids.len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        pids = sleeps();
+    }
+    assert_eq!(pids.len(), 2, "the two sleeps of {marker}: {pids:?}");
     assert!(pids.iter().all(|pid| !gone(*pid)), "{pids:?} already gone");
     pids
 }

@@ -8,12 +8,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::bounded;
 use serde_json::{Value, json};
+use subtask::sandbox::Sandbox;
 use subtask::tools::{
     BashTool, EditTool, GlobTool, GrepTool, LsTool, ProcessGroups, ReadTool, Tool, ToolContext,
     Workspace, WriteTool, builtin_tools, validate,
 };
 use subtask::{CancelToken, Error, ErrorKind};
-use support::{PATIENCE, TempDir, wait_until, watchdog};
+use support::{PATIENCE, TempDir, running_with_arg, unique_sleep, wait_until, watchdog};
 
 /// A workspace, a directory beside it (outside), and a task's token and process groups.
 struct Fixture {
@@ -99,7 +100,14 @@ fn gone_within(pid: u32, limit: Duration) -> bool {
     wait_until(limit, || !alive(pid))
 }
 
-/// The pid a command printed with `echo $!` on a line of its own.
+/// A background `sleep <marker>` that creates `file` once it runs (`$!` would be its pid
+/// inside the sandbox's PID namespace, meaningless to the test: the test finds it by its
+/// marker with `running_with_arg`).
+fn marked_sleep(marker: &str, file: &str) -> String {
+    format!("bash -c 'touch {file}; exec sleep {marker}' &")
+}
+
+/// The pid a command printed on a line of its own.
 fn printed_pid(output: &str) -> u32 {
     output
         .lines()
@@ -206,19 +214,22 @@ fn bash_timeout_kills_the_whole_group_and_returns_the_output_so_far() {
     watchdog(|| {
         let fixture = Fixture::new("bash-timeout");
         let started = Instant::now();
+        let marker = unique_sleep();
+        let command = format!(
+            "{} until [ -e started ]; do :; done; echo waiting; wait",
+            marked_sleep(&marker, "started")
+        );
         let error = fixture.tool_error(
             &BashTool::new(),
-            json!({"command": "sleep 30 & echo $!; echo waiting; wait", "timeout_seconds": 1}),
+            json!({"command": command, "timeout_seconds": 1}),
         );
         let elapsed = started.elapsed();
         assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
         assert!(error.contains("timed out after 1 s"), "{error}");
         assert!(error.contains("waiting"), "{error}");
-        let pid = printed_pid(error.split_once("Output so far:").unwrap().1);
-        assert!(
-            gone_within(pid, PATIENCE),
-            "sleep {pid} survived the timeout"
-        );
+        assert!(fixture.root.path().join("started").exists());
+        let left = running_with_arg(&marker);
+        assert!(left.is_empty(), "sleep {left:?} survived the timeout");
         assert!(fixture.processes.is_empty(), "{:?}", fixture.processes);
     });
 }
@@ -254,19 +265,16 @@ fn bash_returns_promptly_when_the_task_is_cancelled_from_another_thread() {
     watchdog(|| {
         let fixture = Fixture::new("bash-cancel");
         let (done, result) = bounded(1);
+        let marker = unique_sleep();
         std::thread::scope(|scope| {
             scope.spawn(|| {
-                let _ = done.send(fixture.call(
-                    &BashTool::new(),
-                    json!({"command": "sleep 30 & echo $! > bg.pid; sleep 30"}),
-                ));
+                let command = format!("{} sleep 30", marked_sleep(&marker, "bg.started"));
+                let _ = done.send(fixture.call(&BashTool::new(), json!({ "command": command })));
             });
             assert!(
-                wait_until(PATIENCE, || fixture.root.path().join("bg.pid").exists()
-                    && fixture.read("bg.pid").ends_with('\n')),
+                wait_until(PATIENCE, || fixture.root.path().join("bg.started").exists()),
                 "the command never started"
             );
-            let pid = printed_pid(&fixture.read("bg.pid"));
             let cancelled = Instant::now();
             fixture.token.cancel();
             let error = result
@@ -275,7 +283,8 @@ fn bash_returns_promptly_when_the_task_is_cancelled_from_another_thread() {
                 .unwrap_err();
             assert_eq!(error.kind(), ErrorKind::Cancelled, "{error}");
             assert!(cancelled.elapsed() < Duration::from_secs(2));
-            assert!(gone_within(pid, PATIENCE), "background {pid} survived");
+            let left = running_with_arg(&marker);
+            assert!(left.is_empty(), "background {left:?} survived");
         });
     });
 }
@@ -292,11 +301,39 @@ fn bash_does_not_start_on_a_cancelled_task() {
 }
 
 #[test]
-fn no_background_child_outlives_the_run() {
+fn confined_background_children_end_with_their_command() {
+    watchdog(|| {
+        let fixture = Fixture::new("bash-background-confined");
+        let marker = unique_sleep();
+        let text = fixture.ok(
+            &BashTool::new(),
+            json!({"command": format!(
+                "{} until [ -e bg.started ]; do :; done; echo started",
+                marked_sleep(&marker, "bg.started")
+            )}),
+        );
+        assert!(text.starts_with("started\n"), "{text}");
+        let left = running_with_arg(&marker);
+        assert!(
+            left.is_empty(),
+            "background {left:?} outlived its confined command"
+        );
+        assert!(fixture.processes.is_empty(), "{:?}", fixture.processes);
+    });
+}
+
+#[test]
+fn no_unconfined_background_child_outlives_the_run() {
     watchdog(|| {
         let fixture = Fixture::new("bash-background-run");
+        let sandbox = Sandbox::unconfined();
         let started = Instant::now();
-        let text = fixture.ok(&BashTool::new(), json!({"command": "sleep 300 & echo $!"}));
+        let text = BashTool::new()
+            .call(
+                &json!({"command": "sleep 300 & echo $!"}),
+                &fixture.context().with_sandbox(&sandbox),
+            )
+            .unwrap();
         assert!(started.elapsed() < Duration::from_secs(5));
         let pid = printed_pid(&text);
         assert!(
@@ -314,10 +351,16 @@ fn no_background_child_outlives_the_run() {
 }
 
 #[test]
-fn no_background_child_outlives_a_cancelled_task() {
+fn no_unconfined_background_child_outlives_a_cancelled_task() {
     watchdog(|| {
         let fixture = Fixture::new("bash-background-cancel");
-        let text = fixture.ok(&BashTool::new(), json!({"command": "sleep 300 & echo $!"}));
+        let sandbox = Sandbox::unconfined();
+        let text = BashTool::new()
+            .call(
+                &json!({"command": "sleep 300 & echo $!"}),
+                &fixture.context().with_sandbox(&sandbox),
+            )
+            .unwrap();
         let pid = printed_pid(&text);
         assert!(alive(pid));
         fixture.token.cancel();

@@ -61,6 +61,8 @@ pub(crate) fn builtin_specs() -> Vec<SubagentSpec> {
         timeout: None,
         read_only: false,
         isolation: Isolation::None,
+        sandbox: true,
+        network: crate::sandbox::Network::Off,
         source: SpecSource::BuiltIn,
     };
     let tools = |names: &[&str]| Some(names.iter().map(|name| name.to_string()).collect());

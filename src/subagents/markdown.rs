@@ -13,6 +13,7 @@
 //! timeout: 5m                    # seconds, or 90s / 5m / 1h
 //! permissionMode: plan           # plan = read-only
 //! isolation: worktree            # each run in a git worktree of its own
+//! network: off                   # its commands' network (default off)
 //! color: blue                    # accepted and ignored
 //! ---
 //! You review code changes. ...
@@ -23,6 +24,11 @@
 //! `_` or `-` (`maxTurns`, `max_turns`, `max-turns`). Unknown fields, and tools subtask does
 //! not have (`WebFetch`, `TodoWrite`…), are warnings, not errors; a field with a value that
 //! cannot be used is an error naming the file, the field and what to write.
+//!
+//! `network: on` lets the type's commands reach the network (default `off`); `sandbox: off`
+//! runs its commands unconfined, for trusted work only (see [`crate::sandbox`]). Neither is
+//! accepted from an untrusted file (the workspace's, unless the user trusts the project): a
+//! repository may not loosen the confinement of the commands it asks for.
 
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -35,6 +41,7 @@ use serde_json::{Map, Value};
 use super::{Isolation, SpecSource, SubagentSpec};
 use crate::error::Error;
 use crate::llm::ModelConfig;
+use crate::sandbox::Network;
 
 /// The fields, by their normalised name (lowercase, no `_` or `-`), with the name shown in
 /// messages.
@@ -49,6 +56,8 @@ const FIELDS: &[(&str, &str)] = &[
     ("readonly", "read_only"),
     ("permissionmode", "permissionMode"),
     ("isolation", "isolation"),
+    ("sandbox", "sandbox"),
+    ("network", "network"),
     ("color", "color"),
     ("memory", "memory"),
 ];
@@ -91,7 +100,7 @@ pub(crate) struct Parsed {
 /// Reads one Markdown subagent file: a regular file (a symlink or FIFO is refused, so a
 /// repository cannot point the loader elsewhere or hang it) of at most 1 MiB. `project`
 /// marks a file of the workspace (untrusted).
-pub(crate) fn parse_file(path: &Path, project: bool) -> Result<Parsed, Error> {
+pub(crate) fn parse_file(path: &Path, project: bool, trusted: bool) -> Result<Parsed, Error> {
     let cannot = |error: &dyn std::fmt::Display| {
         Error::config(format!("{}: cannot read it: {error}", path.display()))
     };
@@ -120,11 +129,17 @@ pub(crate) fn parse_file(path: &Path, project: bool) -> Result<Parsed, Error> {
     } else {
         SpecSource::User(path.to_path_buf())
     };
-    parse(&text, path, source)
+    parse(&text, path, source, trusted)
 }
 
-/// Parses a subagent definition; `path` names the file in errors.
-pub(crate) fn parse(text: &str, path: &Path, source: SpecSource) -> Result<Parsed, Error> {
+/// Parses a subagent definition; `path` names the file in errors. An untrusted file may not
+/// turn the sandbox off or the network on.
+pub(crate) fn parse(
+    text: &str,
+    path: &Path,
+    source: SpecSource,
+    trusted: bool,
+) -> Result<Parsed, Error> {
     let file = path.display();
     let fail = |message: String| Error::config(format!("{file}: {message}"));
     let (front, body) = split_front_matter(text).map_err(|message| fail(message.into()))?;
@@ -243,6 +258,28 @@ pub(crate) fn parse(text: &str, path: &Path, source: SpecSource) -> Result<Parse
             )),
         }
     }
+    let on_off = |key: &str| -> Result<Option<Network>, Error> {
+        match text_field(key, key)? {
+            None => Ok(None),
+            Some(value) => Network::parse(&value)
+                .map(Some)
+                .ok_or_else(|| fail(format!("field `{key}`: '{value}' is not on or off"))),
+        }
+    };
+    let sandbox = on_off("sandbox")? != Some(Network::Off);
+    let network = on_off("network")?.unwrap_or_default();
+    if !trusted && (!sandbox || network == Network::On) {
+        let field = if sandbox {
+            "network: on"
+        } else {
+            "sandbox: off"
+        };
+        return Err(fail(format!(
+            "`{field}` loosens the confinement of this type's commands, which a repository's \
+             agent file may not do; remove it, or, if you trust this repository, pass \
+             --trust-project-agents (or set SUBTASK_TRUST_PROJECT_AGENTS=1)"
+        )));
+    }
     let isolation = match text_field("isolation", "isolation")?.as_deref() {
         None | Some("none") => Isolation::None,
         Some("worktree") => Isolation::Worktree,
@@ -277,6 +314,8 @@ pub(crate) fn parse(text: &str, path: &Path, source: SpecSource) -> Result<Parse
             timeout,
             read_only,
             isolation,
+            sandbox,
+            network,
             source,
         },
         warnings,
@@ -439,7 +478,12 @@ mod tests {
     }
 
     fn parsed(text: &str) -> Result<Parsed, Error> {
-        parse(text, path(), SpecSource::Project(path().to_path_buf()))
+        parse(
+            text,
+            path(),
+            SpecSource::Project(path().to_path_buf()),
+            false,
+        )
     }
 
     #[test]

@@ -258,7 +258,8 @@ impl SubagentRegistry {
         files.sort();
         let mut loaded = 0;
         for file in files {
-            let parsed = markdown::parse_file(&file, project).and_then(|parsed| {
+            let trusted = !project || self.trust_project;
+            let parsed = markdown::parse_file(&file, project, trusted).and_then(|parsed| {
                 self.register(parsed.spec)?;
                 Ok(parsed.warnings)
             });

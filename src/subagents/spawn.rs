@@ -17,6 +17,7 @@ use crate::llm::{ChatModel, Message, ModelConfig};
 use crate::runtime::{
     CancelToken, Observer, Progress, RunOptions, Runtime, TaskHandle, WeakRuntime, panic_message,
 };
+use crate::sandbox::{Network, Sandbox};
 use crate::task_tool::TaskTool;
 use crate::tools::{ToolRegistry, Workspace};
 use crate::transcript::{self, TranscriptStore};
@@ -48,6 +49,8 @@ pub struct SubagentRun<'a> {
     /// [`Subagents::max_depth`]): the run is then given a `task` tool at `depth + 1`
     /// unless the tools already hold one. Set by [`Subagents::spawn`].
     pub runtime: Option<&'a Runtime>,
+    /// Network access for this run's commands, over the type's.
+    pub network: Option<Network>,
 }
 
 impl<'a> SubagentRun<'a> {
@@ -63,6 +66,7 @@ impl<'a> SubagentRun<'a> {
             history: None,
             depth: 0,
             runtime: None,
+            network: None,
         }
     }
 }
@@ -91,6 +95,8 @@ pub struct SubagentRequest {
     /// The run id to use instead of the task's id: a resumed run keeps its first run's id,
     /// and so its transcript.
     pub run_id: Option<String>,
+    /// Network access for this run's commands, over the type's.
+    pub network: Option<Network>,
 }
 
 impl SubagentRequest {
@@ -115,6 +121,7 @@ impl SubagentRequest {
             history: self.history.as_deref(),
             depth: self.depth,
             runtime: None,
+            network: self.network,
         }
     }
 }
@@ -196,6 +203,8 @@ pub struct Subagents {
     transcripts: Transcripts,
     limits: AgentLimits,
     max_depth: u32,
+    /// The sandbox runs start from (a type's `sandbox` and `network` refine it).
+    sandbox: Sandbox,
 }
 
 /// Where transcripts go.
@@ -228,6 +237,7 @@ impl Subagents {
             transcripts: Transcripts::PerUser,
             limits: AgentLimits::default(),
             max_depth: 0,
+            sandbox: Sandbox::new(),
         }
     }
 
@@ -266,6 +276,25 @@ impl Subagents {
     pub fn max_depth(mut self, depth: u32) -> Subagents {
         self.max_depth = depth;
         self
+    }
+
+    /// The sandbox every run's commands start from: extra paths, variables, or
+    /// [`Sandbox::unconfined`] for all. A type with `sandbox: off` runs unconfined anyway; a
+    /// type's `network` (or a run's) sets the network. Defaults to [`Sandbox::new`].
+    pub fn sandbox(mut self, sandbox: Sandbox) -> Subagents {
+        self.sandbox = sandbox;
+        self
+    }
+
+    /// The sandbox a run of `spec` gets: unconfined if the type says so, else the base with
+    /// the run's network setting, or the type's.
+    pub fn sandbox_for(&self, spec: &SubagentSpec, network: Option<Network>) -> Sandbox {
+        if !spec.sandbox {
+            return Sandbox::unconfined();
+        }
+        self.sandbox
+            .clone()
+            .network(network.unwrap_or(spec.network))
     }
 
     /// Whether a run at `depth` is offered the `task` tool (`depth < max_depth`).
@@ -521,7 +550,10 @@ impl Subagents {
             log::warn!("run {} keeps no transcript: {error}", run.run_id);
             None
         });
-        let mut context = RunContext::new(token, workspace).subagent_depth(run.depth);
+        let sandbox = self.sandbox_for(spec, run.network);
+        let mut context = RunContext::new(token, workspace)
+            .subagent_depth(run.depth)
+            .sandbox(&sandbox);
         if let Some(sink) = progress {
             context = context.progress(sink);
         }

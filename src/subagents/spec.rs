@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::TASK_TOOL;
 use crate::error::Error;
+use crate::sandbox::Network;
 use crate::tools::ToolRegistry;
 
 /// A subagent type: what the parent model is told about it, and what it runs with.
@@ -31,6 +32,12 @@ pub struct SubagentSpec {
     pub read_only: bool,
     /// Whether each run works in a git worktree of its own (`isolation: worktree`).
     pub isolation: Isolation,
+    /// Whether its commands run in the kernel sandbox ([`crate::sandbox`]). `false` is for
+    /// trusted work only: commands then read and write what the host can. Defaults to `true`.
+    pub sandbox: bool,
+    /// Its commands' network access, unless a `task` call says otherwise. Defaults to
+    /// [`Network::Off`].
+    pub network: Network,
     /// Where it was defined.
     pub source: SpecSource,
 }
@@ -119,6 +126,8 @@ impl SubagentSpec {
             timeout: None,
             read_only: false,
             isolation: Isolation::None,
+            sandbox: true,
+            network: Network::Off,
             source: SpecSource::Code,
         }
     }
@@ -138,6 +147,18 @@ impl SubagentSpec {
     /// Runs each run in a worktree of its own (or not).
     pub fn isolation(mut self, isolation: Isolation) -> SubagentSpec {
         self.isolation = isolation;
+        self
+    }
+
+    /// Runs its commands in the sandbox (`true`, the default) or unconfined (trusted work).
+    pub fn sandbox(mut self, sandbox: bool) -> SubagentSpec {
+        self.sandbox = sandbox;
+        self
+    }
+
+    /// Sets its commands' network access.
+    pub fn network(mut self, network: Network) -> SubagentSpec {
+        self.network = network;
         self
     }
 

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{Error, ErrorKind};
 use crate::llm::Message;
 use crate::runtime::{CancelToken, Observer, Runtime};
+use crate::sandbox::Network;
 use crate::subagents::{Isolation, SubagentRequest, Subagents, TASK_TOOL, Transcripts};
 use crate::tools::{Tool, ToolContext, Workspace};
 
@@ -44,6 +45,7 @@ const TASK_FIELDS: &[&str] = &[
     "output",
     "timeout_seconds",
     "resume",
+    "network",
 ];
 
 /// Limits of the `task` tool. The description the model reads is written from these, and
@@ -304,8 +306,10 @@ impl TaskTool {
              (set `timeout_seconds` to at most {max_timeout}); a run still waiting for a slot \
              after {queue} fails. `model` names another model for a run (the subagent's own, \
              or yours, by default): {models}; `models` lists several to ask the same question \
-             of each (read-only runs only). Each answer ends with a footer line giving its \
-             run id: pass it as `resume` to continue that subagent's conversation.",
+             of each (read-only runs only). Subagents' shell commands run in a sandbox with \
+             no network access unless the call sets `network: \"on\"` (or the type allows \
+             it). Each answer ends with a footer line giving its run id: pass it as `resume` \
+             to continue that subagent's conversation.",
             max = self.config.max_parallel,
             concurrent = self.concurrent(),
             execution = seconds(runtime.execution_timeout()),
@@ -337,6 +341,7 @@ impl TaskTool {
             "output": {"type": "string", "description": "What a good answer looks like."},
             "timeout_seconds": {"type": "number", "minimum": 0.001, "maximum": self.max_timeout().as_secs_f64(), "description": "A shorter or longer execution timeout for this run."},
             "resume": {"type": "string", "description": "The run id from an earlier answer's footer, to continue that conversation with this prompt."},
+            "network": {"type": "string", "enum": ["on", "off"], "description": "Whether the run's shell commands may reach the network; defaults to the subagent type's setting (off unless the type says on). Turn it on only for tasks that must download or call a service."},
         });
         let mut properties = task.as_object().cloned().unwrap_or_default();
         // Only keywords every provider's function declarations accept (Gemini's refuse
@@ -680,6 +685,13 @@ impl TaskTool {
                 }
             }
         };
+        let network = match task.get("network") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(value)) if matches!(value.as_str(), "on" | "off") => {
+                Network::parse(value)
+            }
+            Some(_) => return Err(format!("`{at}network` must be \"on\" or \"off\"")),
+        };
         let full_prompt = self.compose(
             &prompt,
             text("context", false)?.as_deref(),
@@ -705,6 +717,7 @@ impl TaskTool {
                     depth,
                     timeout,
                     run_id: run_id.clone(),
+                    network,
                 },
             })
             .collect())
@@ -851,6 +864,23 @@ impl Tool for TaskTool {
     }
 
     fn call(&self, input: &Value, context: &ToolContext<'_>) -> Result<String, Error> {
+        // A nested run's commands cannot get the network its caller's commands lack.
+        let caller = context.sandbox();
+        if context.subagent_depth().is_some()
+            && caller.is_confined()
+            && caller.network_access() == Network::Off
+        {
+            let asks_network =
+                |task: &Value| task.get("network").and_then(Value::as_str) == Some("on");
+            let tasks = input.get("tasks").and_then(Value::as_array);
+            if asks_network(input) || tasks.is_some_and(|tasks| tasks.iter().any(asks_network)) {
+                return Err(Error::tool(
+                    "`network: \"on\"` is refused: this subagent's own commands have no network \
+                     access, so the subagents it starts cannot have it either; leave `network` \
+                     out",
+                ));
+            }
+        }
         // Depth is counted from the caller, whoever built this tool: a subagent at depth
         // d starts runs at d + 1, and only while d is below the limit.
         let depth = match context.subagent_depth() {

@@ -1,32 +1,33 @@
-//! The `bash` tool: one shell command in the workspace, bounded in time and output, and
-//! killed with everything it started when the call times out or the task ends.
+//! The `bash` tool: one shell command in the workspace, confined by the run's
+//! [`Sandbox`](crate::sandbox::Sandbox), bounded in time and output, and killed with
+//! everything it started when the call times out or the task ends.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{RecvTimeoutError, bounded};
 use serde_json::{Value, json};
 
+use super::capture::Capture;
 use super::fs::{optional_u64, required_str, thousands};
 use super::{Tool, ToolContext, kill_group};
 use crate::error::Error;
+use crate::sandbox::Network;
 
 /// Runs `bash -c <command>` in the workspace root.
 ///
-/// The command gets an empty stdin and runs in a process group of its own, registered with
-/// the call's [`ProcessGroups`](super::ProcessGroups): on a timeout the whole group is
-/// killed at once, and background processes it leaves (`server &`) are killed when the task
-/// is cancelled or its run ends. stdout and stderr go, interleaved, to one temporary file
-/// (so a background child holding them open never blocks the call), which is read back,
-/// capped (head and tail kept) and deleted. A non-zero exit code is reported in the result,
-/// not as an error. The provider keys subtask reads (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`)
-/// are removed from the command's environment, so `env` cannot put them in a transcript.
+/// The command runs in the [`Sandbox`](crate::sandbox::Sandbox) of the call's
+/// [`ToolContext`] (by default: confined, network off; see [`crate::sandbox`]), with an
+/// empty stdin, in a process group of its own registered with the call's
+/// [`ProcessGroups`](super::ProcessGroups). Confined, every process it starts — background,
+/// `setsid` and double-forked ones included — lives in a PID namespace that ends when bash
+/// returns. Unconfined, background processes (`server &`) are killed when the task is
+/// cancelled or its run ends. On a timeout or cancellation the whole group is killed at once.
+/// stdout and stderr go, interleaved, to a pipe read into a bounded head buffer and tail
+/// ring (nothing on disk, memory bounded whatever the command writes), then capped (head
+/// and tail kept). A non-zero exit code is reported in the result, not as an error.
 #[derive(Debug, Clone)]
 pub struct BashTool {
     timeout: Duration,
@@ -64,8 +65,15 @@ impl BashTool {
              The command is killed, with every process it started, after {timeout} (set \
              `timeout_seconds`, at most {max}, for slower commands) or when the task ends. \
              Output over {cap} characters keeps its first and last halves with a note of how \
-             much was cut; filter long output (`| tail -50`, `grep`) yourself. Background \
-             processes (`cmd &`) keep running while the task lasts and are killed when it ends. \
+             much was cut; filter long output (`| tail -50`, `grep`) yourself. \
+             Unless this subagent type turns the sandbox off, commands run in a sandbox: they \
+             read the system (programs, libraries, /etc) and the workspace, write only in the \
+             workspace and in $TMPDIR (private, also $HOME, emptied after each command; /tmp \
+             is not writable), cannot read home directories or other processes, and have no \
+             network unless the task was given network access (a failed connection or name \
+             lookup is that refusal, not an outage). In the sandbox every process a command \
+             starts, background ones (`cmd &`, nohup, setsid) included, is killed when the \
+             command returns: start a server and use it within one command. \
              A non-zero exit code is reported, not treated as a failure of the tool.",
             timeout = seconds(timeout),
             max = seconds(Self::MAX_TIMEOUT),
@@ -140,24 +148,11 @@ impl Tool for BashTool {
         let token = context.token();
         token.check()?;
 
-        let output = OutputFile::create()?;
-        let child = Command::new("bash")
-            .arg("-c")
-            .arg(command)
-            .current_dir(context.workspace().root())
-            .stdin(Stdio::null())
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("ANTHROPIC_API_KEY")
-            .stdout(output.file.try_clone()?)
-            .stderr(output.file.try_clone()?)
-            .process_group(0)
-            .spawn();
-        let mut child = match child {
-            Ok(child) => child,
-            Err(error) => {
-                return Err(Error::tool(format!("bash could not be started: {error}")));
-            }
-        };
+        let sandbox = context.sandbox();
+        let mut prepared = sandbox.command(context.workspace().root(), command)?;
+        let (output, output_writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|error| Error::tool(format!("bash could not be started: pipe: {error}")))?;
+        let mut child = prepared.spawn(output_writer)?;
         let pgid = child.id();
         context.processes().track(pgid);
         // The run's ProcessGroups kills tracked groups on cancel too; this action makes the
@@ -169,22 +164,26 @@ impl Tool for BashTool {
             (Some(call), Some(task)) => Some(call.min(task)),
             (call, task) => call.or(task),
         };
-        let waited = wait(&mut child, deadline, || context.processes().kill(pgid));
+        let mut capture = Capture::new(self.output_cap);
+        let ended = wait_capturing(&mut child, output, &mut capture, deadline, || {
+            context.processes().kill(pgid)
+        });
         drop(on_cancel);
+        // A confined command's processes are all gone after this; its private directory
+        // goes with `prepared`.
+        prepared.end();
+        drop(prepared);
 
-        let status = match waited {
-            Waited::Exited(status) => status,
-            Waited::NoHelper(error) => {
+        let status = match ended {
+            Ended::Exited(status) => status,
+            Ended::Failed(error) => {
                 context.processes().kill(pgid);
                 let _ = child.wait();
-                return Err(Error::tool(format!(
-                    "the command was stopped: no thread could be started to wait for it \
-                     ({error}); try again"
-                )));
+                return Err(Error::tool(format!("waiting for bash failed: {error}")));
             }
-            Waited::Killed => {
+            Ended::TimedOut => {
                 token.check()?;
-                let output = output.read(self.output_cap)?;
+                let output = capture.text(self.output_cap);
                 return Err(Error::tool(format!(
                     "the command timed out after {} and was killed (with every process it \
                      started); run it with a larger `timeout_seconds`, or make it faster or \
@@ -195,67 +194,204 @@ impl Tool for BashTool {
             }
         };
         token.check()?;
-        let status = status.map_err(|error| {
-            context.processes().kill(pgid);
-            Error::tool(format!("waiting for bash failed: {error}"))
-        })?;
         context.processes().forget_if_finished(pgid);
-        let mut text = output.read(self.output_cap)?;
-        if text.is_empty() {
-            text.push_str("(no output)\n");
-        } else if !text.ends_with('\n') {
+        let mut text = if capture.is_empty() {
+            "(no output)\n".to_string()
+        } else {
+            capture.text(self.output_cap)
+        };
+        if !text.ends_with('\n') {
             text.push('\n');
         }
         text.push_str(&describe_status(status));
+        if sandbox.is_confined()
+            && sandbox.network_access() == Network::Off
+            && mentions_network_failure(&text)
+        {
+            text.push_str(
+                "\nnote: this command ran without network access (network is off for this \
+                 task): connections to other hosts and name lookups fail, and only servers \
+                 started within the same command are reachable on localhost",
+            );
+        }
         Ok(text)
     }
 }
 
-enum Waited {
-    /// Bash exited (or waiting for it failed) before the deadline.
-    Exited(io::Result<ExitStatus>),
+/// How a command's wait ended.
+enum Ended {
+    /// Bash exited (on its own, or killed by a cancel action) before the deadline.
+    Exited(ExitStatus),
     /// The deadline passed; the group was killed and bash reaped.
-    Killed,
-    /// No thread could be started to wait on; bash is still running.
-    NoHelper(io::Error),
+    TimedOut,
+    /// Waiting failed; bash may still be running.
+    Failed(io::Error),
 }
 
-/// Waits for `child` on a helper thread until `deadline`; past it, runs `kill` (which must
-/// kill the child) and waits for the child to be reaped. No polling: the helper's
-/// `child.wait()` returns the moment bash exits or is killed (by `kill` or a cancel action).
-fn wait(child: &mut Child, deadline: Option<Instant>, kill: impl Fn()) -> Waited {
-    let (sender, receiver) = bounded(1);
-    std::thread::scope(|scope| {
-        let helper = std::thread::Builder::new()
-            .name("subtask-bash-wait".into())
-            .spawn_scoped(scope, || {
-                let _ = sender.send(child.wait());
-            });
-        if let Err(error) = helper {
-            return Waited::NoHelper(error);
-        }
-        let received = match deadline {
-            Some(deadline) => receiver.recv_deadline(deadline),
-            None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        match received {
-            Ok(status) => Waited::Exited(status),
-            Err(RecvTimeoutError::Timeout) => {
-                kill();
-                // Killed, bash exits at once; reap it before reading the output.
-                let _ = receiver.recv();
-                Waited::Killed
+/// Reads the command's output into `capture` until the child exits, then drains what is
+/// left without blocking (an unconfined command's background processes may hold the pipe
+/// open). Past `deadline`, runs `kill` (which must kill the child) and goes on until the
+/// child is gone. No polling: one `poll` waits for output, the child's exit (a pidfd) and
+/// the deadline at once; a cancel action kills the child, which wakes it.
+#[cfg(target_os = "linux")]
+fn wait_capturing(
+    child: &mut Child,
+    output: OwnedFd,
+    capture: &mut Capture,
+    deadline: Option<Instant>,
+    kill: impl Fn(),
+) -> Ended {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+
+    let pid = rustix::process::Pid::from_child(child);
+    let exited = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+        Ok(pidfd) => pidfd,
+        Err(error) => return Ended::Failed(error.into()),
+    };
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut output_open = true;
+    let mut timed_out = false;
+    loop {
+        let left = match deadline {
+            Some(deadline) if !timed_out => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    kill();
+                    timed_out = true;
+                    continue;
+                }
+                Some(Timespec {
+                    tv_sec: left.as_secs().try_into().unwrap_or(i64::MAX),
+                    tv_nsec: left.subsec_nanos().into(),
+                })
             }
-            Err(RecvTimeoutError::Disconnected) => Waited::Exited(Err(helper_gone())),
+            _ => None,
+        };
+        let mut fds = vec![PollFd::new(&exited, PollFlags::IN)];
+        if output_open {
+            fds.push(PollFd::new(&output, PollFlags::IN));
         }
-    })
+        match poll(&mut fds, left.as_ref()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(error) => return Ended::Failed(error.into()),
+        }
+        let child_exited = !fds[0].revents().is_empty();
+        let output_ready = fds.get(1).is_some_and(|fd| !fd.revents().is_empty());
+        drop(fds);
+        if output_ready {
+            match rustix::io::read(&output, &mut buffer) {
+                Ok(0) => output_open = false,
+                Ok(read) => capture.push(&buffer[..read]),
+                Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
+                Err(_) => output_open = false,
+            }
+        }
+        if child_exited {
+            break;
+        }
+    }
+    if output_open {
+        drain(&output, capture, &mut buffer);
+    }
+    match child.wait() {
+        Ok(_) if timed_out => Ended::TimedOut,
+        Ok(status) => Ended::Exited(status),
+        Err(error) => Ended::Failed(error),
+    }
 }
 
-fn helper_gone() -> io::Error {
-    io::Error::other("the thread waiting for bash ended without a status")
+/// The portable fallback: reads output until EOF or the deadline, checking the child
+/// every 50 ms (no pidfd outside Linux).
+#[cfg(not(target_os = "linux"))]
+fn wait_capturing(
+    child: &mut Child,
+    output: OwnedFd,
+    capture: &mut Capture,
+    deadline: Option<Instant>,
+    kill: impl Fn(),
+) -> Ended {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut output_open = true;
+    let mut timed_out = false;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) => {}
+            Err(error) => return Ended::Failed(error),
+        }
+        if !timed_out && deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            kill();
+            timed_out = true;
+        }
+        let tick = Timespec {
+            tv_sec: 0,
+            tv_nsec: 50_000_000,
+        };
+        if output_open {
+            let mut fds = [PollFd::new(&output, PollFlags::IN)];
+            let ready = matches!(poll(&mut fds, Some(&tick)), Ok(1));
+            if ready {
+                match rustix::io::read(&output, &mut buffer) {
+                    Ok(0) => output_open = false,
+                    Ok(read) => capture.push(&buffer[..read]),
+                    Err(_) => {}
+                }
+            }
+        } else {
+            let _ = poll(&mut [], Some(&tick));
+        }
+    }
+    if output_open {
+        drain(&output, capture, &mut buffer);
+    }
+    match child.wait() {
+        Ok(_) if timed_out => Ended::TimedOut,
+        Ok(status) => Ended::Exited(status),
+        Err(error) => Ended::Failed(error),
+    }
 }
 
-/// Whether no process is left in group `pgid` (`kill(-pgid, 0)` says "no such process").
+/// Reads what the pipe holds now, without waiting for more: at most 1 MiB, so a
+/// background writer that outlives the command cannot keep the call going.
+fn drain(output: &OwnedFd, capture: &mut Capture, buffer: &mut [u8]) {
+    use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+
+    let nonblocking =
+        fcntl_getfl(output).and_then(|flags| fcntl_setfl(output, flags | OFlags::NONBLOCK));
+    if nonblocking.is_err() {
+        return;
+    }
+    for _ in 0..16 {
+        match rustix::io::read(output, &mut *buffer) {
+            Ok(0) => return,
+            Ok(read) => capture.push(&buffer[..read]),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Whether `output` shows a refused connection or name lookup (curl, wget, git, pip,
+/// cargo, npm, ssh, python and glibc wordings).
+fn mentions_network_failure(output: &str) -> bool {
+    const SIGNS: &[&str] = &[
+        "network is unreachable",
+        "could not resolve",
+        "temporary failure in name resolution",
+        "name or service not known",
+        "failed to connect",
+        "connection refused",
+        "failed to lookup address",
+        "getaddrinfo",
+        "no route to host",
+        "unable to resolve host",
+    ];
+    let lower = output.to_ascii_lowercase();
+    SIGNS.iter().any(|sign| lower.contains(sign))
+}
+
 fn describe_status(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit code: {code}"),
@@ -270,178 +406,5 @@ fn seconds(duration: Duration) -> String {
         format!("{} s", duration.as_secs())
     } else {
         format!("{:.1} s", duration.as_secs_f64())
-    }
-}
-
-/// The temporary file a command's stdout and stderr both go to; deleted on drop.
-struct OutputFile {
-    path: PathBuf,
-    file: File,
-}
-
-impl OutputFile {
-    fn create() -> Result<OutputFile, Error> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let directory = std::env::temp_dir();
-        let mut attempts = 0;
-        loop {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|elapsed| elapsed.subsec_nanos())
-                .unwrap_or(0);
-            let path = directory.join(format!(
-                "subtask-bash-{}-{}-{nanos}.out",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            // Private (0600): the output may hold secrets the command printed.
-            match OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-            {
-                Ok(file) => return Ok(OutputFile { path, file }),
-                Err(error) if error.kind() == io::ErrorKind::AlreadyExists && attempts < 8 => {
-                    attempts += 1;
-                }
-                Err(error) => {
-                    return Err(Error::from(io::Error::new(
-                        error.kind(),
-                        format!(
-                            "cannot create a file for the command's output in {}: {error}",
-                            directory.display()
-                        ),
-                    )));
-                }
-            }
-        }
-    }
-
-    /// What the command wrote so far, capped at `cap` characters.
-    fn read(&self, cap: usize) -> Result<String, Error> {
-        // A handle of our own: seeking the child's shared one would move its write offset.
-        let mut file = File::open(&self.path)?;
-        Ok(read_capped(&mut file, cap)?)
-    }
-}
-
-impl Drop for OutputFile {
-    fn drop(&mut self) {
-        // Background children may still hold it open; the data goes when they do.
-        let _ = fs::remove_file(&self.path);
-    }
-}
-
-/// The text of `file` (lossy UTF-8), keeping at most `cap` characters: the first and last
-/// halves around a line saying how many were cut. Reads at most about `8 * cap` bytes of a
-/// large file (and counts the characters of the rest without keeping them).
-fn read_capped(file: &mut File, cap: usize) -> io::Result<String> {
-    let length = file.metadata()?.len();
-    let head_chars = cap / 2;
-    let tail_chars = cap - head_chars;
-    // A character is at most 4 bytes, so these many bytes hold at least that many characters.
-    let head_bytes = head_chars as u64 * 4;
-    let tail_bytes = tail_chars as u64 * 4;
-    if length <= head_bytes + tail_bytes {
-        let mut bytes = Vec::with_capacity(length as usize);
-        file.take(length).read_to_end(&mut bytes)?;
-        return Ok(cap_text(&String::from_utf8_lossy(&bytes), cap));
-    }
-    let mut head = Vec::with_capacity(head_bytes as usize);
-    file.take(head_bytes).read_to_end(&mut head)?;
-    let mut tail = Vec::with_capacity(tail_bytes as usize);
-    file.seek(SeekFrom::Start(length - tail_bytes))?;
-    file.take(tail_bytes).read_to_end(&mut tail)?;
-    // Count every character (UTF-8 lead bytes; invalid bytes count one each, roughly).
-    file.seek(SeekFrom::Start(0))?;
-    let mut total = 0u64;
-    let mut buffer = vec![0u8; 64 * 1024];
-    let mut left = length;
-    while left > 0 {
-        let want = buffer.len().min(left as usize);
-        let read = file.read(&mut buffer[..want])?;
-        if read == 0 {
-            break;
-        }
-        total += buffer[..read]
-            .iter()
-            .filter(|byte| (**byte & 0xC0) != 0x80)
-            .count() as u64;
-        left -= read as u64;
-    }
-    let head = String::from_utf8_lossy(&head);
-    let head: String = head.chars().take(head_chars).collect();
-    let tail = String::from_utf8_lossy(&tail);
-    let tail_count = tail.chars().count();
-    let tail: String = tail
-        .chars()
-        .skip(tail_count.saturating_sub(tail_chars))
-        .collect();
-    let cut = total.saturating_sub((head_chars + tail_chars) as u64);
-    Ok(join_cut(&head, cut, &tail))
-}
-
-/// `text` if it has at most `cap` characters, else its first and last halves around a note.
-fn cap_text(text: &str, cap: usize) -> String {
-    let total = text.chars().count();
-    if total <= cap {
-        return text.to_string();
-    }
-    let head_chars = cap / 2;
-    let tail_chars = cap - head_chars;
-    let head_end = text
-        .char_indices()
-        .nth(head_chars)
-        .map_or(text.len(), |(index, _)| index);
-    let tail_start = text
-        .char_indices()
-        .nth(total - tail_chars)
-        .map_or(text.len(), |(index, _)| index);
-    join_cut(
-        &text[..head_end],
-        (total - head_chars - tail_chars) as u64,
-        &text[tail_start..],
-    )
-}
-
-fn join_cut(head: &str, cut: u64, tail: &str) -> String {
-    let mut text = String::with_capacity(head.len() + tail.len() + 64);
-    text.push_str(head);
-    if !head.ends_with('\n') {
-        text.push('\n');
-    }
-    text.push_str(&format!("[... {} characters cut ...]\n", thousands(cut)));
-    text.push_str(tail);
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn short_text_is_kept_whole() {
-        assert_eq!(cap_text("hello", 5), "hello");
-    }
-
-    #[test]
-    fn long_text_keeps_head_and_tail() {
-        let text = format!("{}{}", "a".repeat(10), "b".repeat(10));
-        assert_eq!(cap_text(&text, 6), "aaa\n[... 14 characters cut ...]\nbbb");
-        let wide = "é".repeat(20);
-        let capped = cap_text(&wide, 4);
-        assert!(capped.starts_with("éé\n[... 16 characters cut ...]\néé"));
-    }
-
-    #[test]
-    fn large_files_are_read_in_part() {
-        let path = std::env::temp_dir().join(format!("subtask-bash-test-{}", std::process::id()));
-        fs::write(&path, format!("{}{}", "h".repeat(1000), "t".repeat(1000))).unwrap();
-        let mut file = File::open(&path).unwrap();
-        let text = read_capped(&mut file, 10).unwrap();
-        fs::remove_file(&path).unwrap();
-        assert_eq!(text, "hhhhh\n[... 1,990 characters cut ...]\nttttt");
     }
 }

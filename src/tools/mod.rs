@@ -9,6 +9,7 @@
 
 mod bash;
 mod beneath;
+mod capture;
 mod edit;
 mod fs;
 mod grep;
@@ -35,6 +36,10 @@ pub use workspace::Workspace;
 use crate::error::Error;
 use crate::llm::ToolSpec;
 use crate::runtime::{CancelGuard, CancelToken};
+use crate::sandbox::Sandbox;
+
+/// The sandbox of a context that was given none: confined, network off.
+static DEFAULT_SANDBOX: Sandbox = Sandbox::new();
 
 /// A tool: a name, a description and a JSON Schema the model reads, and one call.
 ///
@@ -73,10 +78,13 @@ pub struct ToolContext<'a> {
     processes: &'a ProcessGroups,
     /// The nesting depth of the subagent making the call; `None` for the host's own agent.
     subagent_depth: Option<u32>,
+    /// How the call's commands are confined.
+    sandbox: &'a Sandbox,
 }
 
 impl<'a> ToolContext<'a> {
-    /// A context for calls in `workspace` under `token`, tracking processes in `processes`.
+    /// A context for calls in `workspace` under `token`, tracking processes in `processes`,
+    /// with the default [`Sandbox`] (confined, network off).
     pub fn new(
         workspace: &'a Workspace,
         token: &'a CancelToken,
@@ -87,6 +95,7 @@ impl<'a> ToolContext<'a> {
             token,
             processes,
             subagent_depth: None,
+            sandbox: &DEFAULT_SANDBOX,
         }
     }
 
@@ -102,6 +111,17 @@ impl<'a> ToolContext<'a> {
     /// The nesting depth of the subagent making the call; `None` for the host's own agent.
     pub fn subagent_depth(&self) -> Option<u32> {
         self.subagent_depth
+    }
+
+    /// Runs commands in `sandbox` instead of the default.
+    pub fn with_sandbox(mut self, sandbox: &'a Sandbox) -> ToolContext<'a> {
+        self.sandbox = sandbox;
+        self
+    }
+
+    /// How commands (the `bash` tool) are confined.
+    pub fn sandbox(&self) -> &'a Sandbox {
+        self.sandbox
     }
 
     /// The directory the call is confined to.

@@ -52,6 +52,39 @@ pub fn watchdog_for<T: Send + 'static>(
     }
 }
 
+/// A `sleep` argument no other process has (`1000.<pid><n>` seconds), to find the process
+/// from the host with [`running_with_arg`] whatever PID namespace it runs in.
+pub fn unique_sleep() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let next = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("1000.{}{next}", std::process::id())
+}
+
+/// Host pids of the live (not zombie) processes with `arg` among their arguments.
+pub fn running_with_arg(arg: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = matches!(
+                state
+                    .rsplit(')')
+                    .next()
+                    .and_then(|rest| rest.split_whitespace().next()),
+                Some("Z" | "X") | None
+            );
+            !zombie
+                && cmdline
+                    .split(|byte| *byte == 0)
+                    .any(|part| part == arg.as_bytes())
+        })
+        .collect()
+}
+
 /// Spins (yielding) until `condition` holds or `limit` passes; returns whether it held.
 pub fn wait_until(limit: Duration, condition: impl Fn() -> bool) -> bool {
     let deadline = Instant::now() + limit;
