@@ -81,7 +81,7 @@ fn main() {
     let _ = fs::remove_dir_all(&root);
 
     println!("file tools, {SAMPLES} calls each after {WARMUP} warm-up calls:");
-    let mut table = Table::new(56, 24, 0);
+    let mut table = Table::new(56, 30, 0);
     for (metric, samples) in &rows {
         table.row(
             metric,

@@ -16,7 +16,7 @@ use std::time::Duration;
 use rustix::fs::{FileType, Mode, OFlags, RenameFlags};
 use serde_json::{Value, json};
 use subtask::agent::{Agent, RunContext};
-use subtask::llm::{ContentBlock, ScriptedModel, ScriptedTurn};
+use subtask::llm::{ContentBlock, FunctionModel, ScriptedModel, ScriptedTurn};
 use subtask::subagents::{Subagents, Transcripts};
 use subtask::task_tool::{TaskTool, TaskToolConfig};
 use subtask::tools::{
@@ -339,6 +339,66 @@ fn a_fifo_named_in_the_task_tools_files_is_refused_before_anything_runs() {
         );
         assert!(model.requests().is_empty());
         assert_eq!(runtime.stats().submitted, 0);
+    });
+}
+
+#[test]
+fn ten_subagents_editing_fifos_at_once_all_answer_and_leave_the_runtime_free() {
+    // More runs than execution threads (8): before, each such call pinned its thread for ever.
+    watchdog(|| {
+        let scene = Scene::new("fifo-runtime");
+        for index in 0..10 {
+            mkfifo(&scene.path(&format!("pipe{index}")));
+        }
+        // A model that edits the FIFO its prompt names (before, edit read it whole with
+        // fs::read, which blocks for ever on a FIFO without a writer), then answers with
+        // what it was told.
+        let model = FunctionModel::new("fifo-reader", |request| {
+            let messages = request["messages"].as_array().unwrap();
+            let last = messages.last().unwrap();
+            if last["role"] == "tool" {
+                return Ok(json!({"choices": [{"message": {"role": "assistant",
+                    "content": last["content"].clone()}, "finish_reason": "stop"}]}));
+            }
+            let prompt = messages
+                .iter()
+                .find(|message| message["role"] == "user")
+                .and_then(|message| message["content"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            let pipe = prompt.split_whitespace().last().unwrap_or_default();
+            let arguments = json!({"path": pipe, "old_string": "a", "new_string": "b"}).to_string();
+            Ok(
+                json!({"choices": [{"message": {"role": "assistant", "content": null,
+                "tool_calls": [{"id": "call_1", "type": "function",
+                    "function": {"name": "edit", "arguments": arguments}}]},
+                "finish_reason": "tool_calls"}]}),
+            )
+        });
+        let runtime = Runtime::new().unwrap();
+        let subagents =
+            Subagents::new(Arc::new(model), builtin_tools()).transcripts(Transcripts::Off);
+        let tool = TaskTool::new(runtime.clone(), subagents, scene.workspace.clone());
+        let tasks: Vec<Value> = (0..10)
+            .map(|index| {
+                json!({"description": format!("Edit pipe {index}"),
+                    "prompt": format!("Edit pipe{index}"), "subagent_type": "general-purpose"})
+            })
+            .collect();
+        let output = tool.call_json(&json!({ "tasks": tasks }));
+        assert_eq!(output.error, None);
+        assert_eq!(output.results.len(), 10);
+        for (index, result) in output.results.iter().enumerate() {
+            assert_eq!(result.status, "completed", "{result:?}");
+            assert!(
+                result.answer.contains(&format!(
+                    "'pipe{index}' is a named pipe (FIFO), not a regular file"
+                )),
+                "{}",
+                result.answer
+            );
+        }
+        assert_eq!(runtime.stats().running, 0);
     });
 }
 

@@ -1,6 +1,6 @@
 //! `write` and `edit`: the tools that change files.
 //!
-//! Both open beneath the workspace root through [`Workspace`], write atomically (a temporary
+//! Both open beneath the workspace root through [`Workspace`](super::Workspace), write atomically (a temporary
 //! file renamed over the target), and refuse protected paths, special files and files with
 //! more than one hard link; every path in a result is relative to the workspace root.
 
@@ -10,14 +10,14 @@ use serde_json::{Value, json};
 
 use super::fs::{bytes_human, io_tool, optional_bool, required_str, thousands};
 use super::workspace::check_single_link;
-use super::{Tool, ToolContext, Workspace};
+use super::{Tool, ToolContext};
 use crate::error::Error;
 
 /// Writes a whole file, creating it and its parent directories if needed.
 ///
 /// The file is replaced atomically (a temporary file in the same directory, renamed over
 /// it), keeping its permission bits. Refused: [protected
-/// paths](Workspace::DEFAULT_PROTECTED_PATHS), directories, FIFOs and other special files,
+/// paths](super::Workspace::DEFAULT_PROTECTED_PATHS), directories, FIFOs and other special files,
 /// and files with more than one hard link.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WriteTool;
@@ -38,8 +38,9 @@ impl Tool for WriteTool {
         "Writes `content` to a file, replacing everything in it, and creates the file and its \
          parent directories if they do not exist. Use it for new files or complete rewrites; \
          to change part of an existing file use edit, which is safer. `path` is relative to \
-         the workspace root. The result says whether the file was created or replaced and \
-         how many bytes and lines were written."
+         the workspace root. Protected paths (.git, .subtask, .claude, editor and shell hook \
+         files) and files with more than one hard link are refused. The result says whether \
+         the file was created or replaced and how many bytes and lines were written."
     }
 
     fn parameters(&self) -> Value {
@@ -82,12 +83,16 @@ impl Tool for WriteTool {
 
 /// Replaces an exact string in a file: once (it must occur exactly once) or everywhere.
 ///
-/// Files over [`Workspace::MAX_EDIT_BYTES`] (10 MiB) are refused, and so is an edit whose
-/// result would be larger; otherwise it is refused and written as [`WriteTool`] is.
+/// Files over [`MAX_FILE_BYTES`](Self::MAX_FILE_BYTES) (10 MiB) are refused without being
+/// read, and so is an edit whose result would be larger; otherwise it refuses and writes as
+/// [`WriteTool`] does.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EditTool;
 
 impl EditTool {
+    /// The largest file edit reads or writes: 10 MiB.
+    pub const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
+
     /// The tool.
     pub fn new() -> EditTool {
         EditTool
@@ -105,8 +110,9 @@ impl Tool for EditTool {
          included (copy it from read's output without the line-number prefix), and must occur \
          exactly once unless `replace_all` is true; if it occurs more than once, add \
          surrounding lines to make it unique. To delete text, use an empty `new_string`. To \
-         create a file or rewrite it whole, use write. The result says how many replacements \
-         were made."
+         create a file or rewrite it whole, use write. Files over 10 MiB, files with more \
+         than one hard link and protected paths (.git, .subtask, .claude, editor and shell \
+         hook files) are refused. The result says how many replacements were made."
     }
 
     fn parameters(&self) -> Value {
@@ -166,19 +172,19 @@ impl Tool for EditTool {
             Error::tool(format!(
                 "'{shown}' is larger than the {} edit works on; change it with bash (e.g. \
                  sed) or split the file",
-                bytes_human(Workspace::MAX_EDIT_BYTES)
+                bytes_human(EditTool::MAX_FILE_BYTES)
             ))
         };
-        if opened.metadata.len() > Workspace::MAX_EDIT_BYTES {
+        if opened.metadata.len() > EditTool::MAX_FILE_BYTES {
             return Err(too_large());
         }
         let mut bytes = Vec::with_capacity(opened.metadata.len() as usize);
         opened
             .file
-            .take(Workspace::MAX_EDIT_BYTES + 1)
+            .take(EditTool::MAX_FILE_BYTES + 1)
             .read_to_end(&mut bytes)
             .map_err(|error| io_tool("read", &shown, &error))?;
-        if bytes.len() as u64 > Workspace::MAX_EDIT_BYTES {
+        if bytes.len() as u64 > EditTool::MAX_FILE_BYTES {
             return Err(too_large()); // it grew while being read
         }
         let content = String::from_utf8(bytes).map_err(|_| {
@@ -206,12 +212,12 @@ impl Tool for EditTool {
         let replaced = if replace_all { matches } else { 1 };
         let edited_length = (content.len() - replaced * old.len()) as u64
             + (replaced as u64).saturating_mul(new.len() as u64);
-        if edited_length > Workspace::MAX_EDIT_BYTES {
+        if edited_length > EditTool::MAX_FILE_BYTES {
             return Err(Error::tool(format!(
                 "the edit would make '{shown}' {}, more than the {} edit may write; replace \
                  fewer occurrences or use write",
                 bytes_human(edited_length),
-                bytes_human(Workspace::MAX_EDIT_BYTES)
+                bytes_human(EditTool::MAX_FILE_BYTES)
             )));
         }
         let edited = if replace_all {

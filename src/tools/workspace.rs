@@ -125,9 +125,6 @@ impl Workspace {
         "**/.zlogin",
     ];
 
-    /// Most bytes `edit` (and `write` when replacing) will read from one file: 10 MiB.
-    pub const MAX_EDIT_BYTES: u64 = 10 * 1024 * 1024;
-
     /// A workspace rooted at `root`, which must be an existing directory, with the default
     /// [protected paths](Self::DEFAULT_PROTECTED_PATHS).
     ///
