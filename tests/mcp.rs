@@ -1197,3 +1197,129 @@ fn an_abandoned_call_keeps_its_run_for_a_call_that_resumes_it() {
         );
     });
 }
+
+#[test]
+fn warnings_reach_a_client_that_asked_for_them() {
+    watchdog(|| {
+        let mut client = start_following_roots(writes_marker(), false);
+        client.call(
+            json!(1),
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {"roots": {}}}),
+        );
+        let response = client.call(json!(2), "logging/setLevel", json!({"level": "warning"}));
+        assert_eq!(response["result"], json!({}), "{response}");
+        client.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        let ask = client.recv();
+        // A root that cannot be used is left out, with a warning the client sees.
+        client.send(
+            json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"roots": [
+            {"uri": "file:///no/such/place"}]}}),
+        );
+        let warning = client.recv();
+        assert_eq!(warning["method"], "notifications/message", "{warning}");
+        assert_eq!(warning["params"]["level"], "warning");
+        let data = warning["params"]["data"].as_str().unwrap();
+        assert!(data.contains("/no/such/place"), "{data}");
+        // At `error`, warnings are not sent.
+        client.call(json!(3), "logging/setLevel", json!({"level": "error"}));
+        client.send(json!({"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}));
+        let ask = client.recv();
+        client.send(
+            json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"roots": [
+            {"uri": "file:///no/such/place"}]}}),
+        );
+        let response = client.call(json!(4), "ping", json!({}));
+        assert_eq!(
+            response["result"],
+            json!({}),
+            "nothing came before the ping's answer"
+        );
+        client.close();
+    });
+}
+
+#[test]
+fn a_client_that_never_lists_its_roots_costs_one_wait() {
+    watchdog(|| {
+        let mut client = Client::start_with(writes_marker(), |server, runtime, subagents| {
+            let (runtime, subagents) = (runtime.clone(), subagents.clone());
+            server
+                .follow_roots(move |root: &Workspace| {
+                    Ok(TaskTool::new(
+                        runtime.clone(),
+                        subagents.clone(),
+                        root.clone(),
+                    ))
+                })
+                .require_roots("no workspace: pass --cwd")
+                .roots_patience(ms(200))
+        });
+        client.call(
+            json!(1),
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {"roots": {}}}),
+        );
+        client.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        let ask = client.recv();
+        assert_eq!(ask["method"], "roots/list");
+        for id in [2, 3] {
+            let response = client.call(json!(id), "tools/call", tools_call(general_task("W")));
+            assert_eq!(
+                response["result"]["content"][0]["text"],
+                "no workspace: pass --cwd"
+            );
+        }
+        // A late answer is still taken.
+        let root = support::TempDir::new("mcp-late-root");
+        client.send(
+            json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"roots": [
+            {"uri": file_uri(root.path())}]}}),
+        );
+        let response = client.call(json!(4), "tools/call", tools_call(general_task("W")));
+        assert_eq!(response["result"]["isError"], false, "{response}");
+        assert!(root.path().join("made-here.txt").is_file());
+        client.close();
+    });
+}
+
+#[test]
+fn hostile_roots_and_cwds_never_widen_the_workspace() {
+    watchdog(|| {
+        let root = support::TempDir::new("mcp-root");
+        let outside = support::TempDir::new("mcp-outside");
+        std::os::unix::fs::symlink(outside.path(), root.path().join("link")).unwrap();
+        let mut client = start_following_roots(writes_marker(), true);
+        let meta = modern(json!({"roots": {}}));
+        let roots = json!({"roots": {"roots": [
+            {"uri": "file:///"},
+            {"uri": "file://attacker.example/srv"},
+            {"uri": file_uri(root.path())},
+        ]}});
+        // A cwd through a symlink out of the root, and one with `..`.
+        for (id, cwd) in [
+            (1, root.path().join("link").display().to_string()),
+            (
+                2,
+                format!(
+                    "{}/../{}",
+                    root.path().display(),
+                    outside.path().file_name().unwrap().to_str().unwrap()
+                ),
+            ),
+        ] {
+            let mut arguments = general_task("Write");
+            arguments["cwd"] = json!(cwd);
+            let response = client.call(
+                json!(id),
+                "tools/call",
+                json!({"name": "task", "arguments": arguments, "_meta": meta.clone(),
+                       "inputResponses": roots.clone()}),
+            );
+            assert_eq!(response["result"]["isError"], true, "{cwd}: {response}");
+        }
+        assert_eq!(client.runtime.stats().submitted, 0);
+        assert!(!outside.path().join("made-here.txt").exists());
+        client.close();
+    });
+}

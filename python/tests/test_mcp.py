@@ -338,3 +338,106 @@ def test_a_long_parallel_answer_is_cut_to_the_budget(tmp_path: Path) -> None:
     for run in runs:
         assert f'resume: "{run["run_id"]}"' in text
         assert "of 20000 characters shown" in run["answer"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The io.modelcontextprotocol/tasks extension, driven by the SDK's client-extension hooks
+# ---------------------------------------------------------------------------------------------
+
+from typing import Literal  # noqa: E402
+
+import mcp_types  # noqa: E402
+from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim  # noqa: E402
+from pydantic import TypeAdapter  # noqa: E402
+
+TASKS = "io.modelcontextprotocol/tasks"
+
+
+class TaskRequest(mcp_types.Request[Dict[str, Any], str]):
+    """`tasks/get` or `tasks/cancel` (the SDK has no types for the extension's methods)."""
+
+
+class CreateTaskResult(mcp_types.Result):
+    """SEP-2663's `CreateTaskResult`: the handle a task-augmented `tools/call` returns."""
+
+    result_type: Literal["task"] = "task"
+    task_id: str
+    status: str
+    poll_interval_ms: Optional[int] = None
+    ttl_ms: Optional[int] = None
+
+
+class PollingTasks(ClientExtension):
+    """Resolves a task handle the way a host does: polls `tasks/get` until the task ends and
+    hands back its `CallToolResult`; with `cancel_after_polls`, sends `tasks/cancel` first."""
+
+    identifier = TASKS
+
+    def __init__(self, cancel_after_polls: Optional[int] = None) -> None:
+        self.cancel_after_polls = cancel_after_polls
+        self.handles: List[CreateTaskResult] = []
+        self.statuses: List[str] = []
+
+    def claims(self) -> Any:
+        return [ResultClaim(result_type="task", model=CreateTaskResult, resolve=self.resolve)]
+
+    async def _send(self, ctx: ClaimContext, method: str, task_id: str) -> Dict[str, Any]:
+        request = TaskRequest(method=method, params={"taskId": task_id})
+        return await ctx.session.send_request(request, TypeAdapter(Dict[str, Any]))
+
+    async def resolve(self, handle: CreateTaskResult, ctx: ClaimContext) -> mcp_types.CallToolResult:
+        self.handles.append(handle)
+        polls = 0
+        while True:
+            task = await self._send(ctx, "tasks/get", handle.task_id)
+            self.statuses.append(task["status"])
+            if task["status"] == "completed":
+                return mcp_types.CallToolResult.model_validate(task["result"])
+            if task["status"] in ("failed", "cancelled"):
+                text = f"task {task['status']}: {task.get('statusMessage')}"
+                return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text=text)], is_error=True)
+            polls += 1
+            if self.cancel_after_polls is not None and polls == self.cancel_after_polls:
+                await self._send(ctx, "tasks/cancel", handle.task_id)
+            # The server's hint, shortened: the test's runs are short.
+            await anyio.sleep(min(handle.poll_interval_ms or 1000, 50) / 1000)
+
+
+def test_a_task_augmented_call_is_polled_to_completion(tmp_path: Path) -> None:
+    tasks = PollingTasks()
+
+    async def check(client: Client) -> Any:
+        return await client.call_tool("task", TASK)
+
+    turns = [{"tool_calls": [{"name": "ls", "arguments": {"path": "."}}]}, {"text": "Polled answer.", "delay_ms": 300}]
+    result = _client_run(_params(tmp_path, turns, str(tmp_path)), check, extensions=[tasks])
+    assert len(tasks.handles) == 1, "the server answered with a task handle"
+    assert len(tasks.handles[0].task_id) == 32
+    assert tasks.statuses[0] == "working" and tasks.statuses[-1] == "completed", tasks.statuses
+    assert not result.is_error, _text(result)
+    assert _text(result).startswith("Polled answer.")
+    assert result.structured_content["results"][0]["tool_calls"] == {"ls": 1}
+
+
+def test_tasks_cancel_stops_the_runs(tmp_path: Path) -> None:
+    tasks = PollingTasks(cancel_after_polls=2)
+    transcripts = tmp_path / ".subtask" / "transcripts"
+
+    async def check(client: Client) -> Tuple[Any, str]:
+        result = await client.call_tool("task", TASK)
+        # The run ends as cancelled (its transcript's last line says so) while the server
+        # still serves: tasks/cancel, not the end of the session, stopped it.
+        while True:
+            files = list(transcripts.glob("*.jsonl"))
+            last = files[0].read_text().strip().splitlines()[-1] if files else ""
+            if "stop_reason" in last:
+                return result, last
+            await anyio.sleep(0.05)
+
+    # The model would answer after 20 s: only a cancellation ends the run sooner.
+    turns = [{"text": "too late", "delay_ms": 20000}]
+    started = time.monotonic()
+    result, last = _client_run(_params(tmp_path, turns, str(tmp_path)), check, extensions=[tasks])
+    assert result.is_error and "task cancelled" in _text(result), _text(result)
+    assert "cancelled" in last, last
+    assert time.monotonic() - started < 15

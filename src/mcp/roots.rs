@@ -88,6 +88,10 @@ pub(crate) enum RootsState {
     None,
     /// A `roots/list` request is out, with this id.
     Pending(String),
+    /// A `roots/list` request is out, with this id, and a call gave up waiting for it: calls
+    /// no longer wait (a client that never answers costs one wait, not one per call), but a
+    /// late answer is still taken.
+    Late(String),
     /// The client's last answer: its directories (maybe none).
     Known(Vec<PathBuf>),
 }
@@ -108,7 +112,7 @@ impl SessionRoots {
     /// The id of the `roots/list` request awaiting an answer.
     pub fn pending(&self) -> Option<String> {
         match &*self.state.lock() {
-            RootsState::Pending(id) => Some(id.clone()),
+            RootsState::Pending(id) | RootsState::Late(id) => Some(id.clone()),
             _ => None,
         }
     }
@@ -128,10 +132,23 @@ impl SessionRoots {
         let deadline = std::time::Instant::now() + patience;
         loop {
             match &*state {
-                RootsState::None => return None,
+                RootsState::None | RootsState::Late(_) => return None,
                 RootsState::Known(roots) => return Some(roots.clone()),
-                RootsState::Pending(_) => {
+                RootsState::Pending(id) => {
+                    let id = id.clone();
                     if self.changed.wait_until(&mut state, deadline).timed_out() {
+                        let gave_up = matches!(&*state, RootsState::Pending(still) if *still == id);
+                        if gave_up {
+                            *state = RootsState::Late(id);
+                        }
+                        drop(state);
+                        if gave_up {
+                            log::warn!(
+                                "MCP: the client has not answered roots/list in {} s; calls go \
+                                 on without roots until it does",
+                                patience.as_secs_f64()
+                            );
+                        }
                         return None;
                     }
                 }

@@ -181,8 +181,17 @@ fn main() -> ExitCode {
         Command::Run(args) if args.json => "error",
         _ => "warn",
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
-        .init();
+    let logs = env_logger::Env::default().default_filter_or(default_level);
+    if matches!(cli.command, Command::Mcp(_)) {
+        // `mcp` also sends its log records to the client that asked for them.
+        let inner = env_logger::Builder::from_env(logs).build();
+        let level = inner.filter();
+        if let Err(error) = subtask::mcp::McpLogger::new(Box::new(inner)).install(level) {
+            eprintln!("subtask: warning: {error}");
+        }
+    } else {
+        env_logger::Builder::from_env(logs).init();
+    }
     interrupt::install();
     let cwd = cli.cwd.as_deref();
     let result = match cli.command {
