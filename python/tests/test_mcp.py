@@ -441,3 +441,34 @@ def test_tasks_cancel_stops_the_runs(tmp_path: Path) -> None:
     assert result.is_error and "task cancelled" in _text(result), _text(result)
     assert "cancelled" in last, last
     assert time.monotonic() - started < 15
+
+
+# ---------------------------------------------------------------------------------------------
+# --keep-abandoned-runs: for hosts that cancel a call after a fixed time
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_call_cut_off_by_the_client_keeps_its_run_for_resume(tmp_path: Path) -> None:
+    seen: List[str] = []
+
+    async def progress(value: float, total: Optional[float], message: Optional[str]) -> None:
+        seen.append(message or "")
+
+    async def check(client: Client) -> Any:
+        # The host gives up after 0.5 s (Claude Desktop: about 60 s) and cancels the call.
+        with pytest.raises(MCPError):
+            await client.call_tool("task", TASK, read_timeout_seconds=0.5, progress_callback=progress)
+        started = next(message for message in seen if "started (run " in message)
+        run = started.split("(run ")[1].rstrip(")")
+        return run, await client.call_tool("task", dict(TASK, prompt="Go on", resume=run))
+
+    turns = [{"text": "Kept answer.", "delay_ms": 2000}]
+    params = _params(tmp_path, turns, str(tmp_path), "--keep-abandoned-runs")
+    run, result = _client_run(params, check)
+    assert not result.is_error, _text(result)
+    assert "Kept answer." in _text(result)
+    assert "was still running when its call was cut off" in _text(result)
+    assert result.structured_content["results"][0]["run_id"] == run
+    # The run was not cancelled: its transcript ends completed.
+    transcript = (tmp_path / ".subtask" / "transcripts" / f"{run}.jsonl").read_text()
+    assert "completed" in transcript.strip().splitlines()[-1]

@@ -27,6 +27,9 @@ use crate::subagents::TASK_TOOL;
 use crate::task_tool::{CallOptions, TaskTool};
 use crate::tools::Workspace;
 
+/// Tools of distinct roots kept at once.
+const MAX_ROOT_TOOLS: usize = 64;
+
 /// What a session's dispatcher, workers and keep-alive thread share.
 pub(super) struct Shared {
     server: McpServer,
@@ -35,7 +38,7 @@ pub(super) struct Shared {
     /// removes its call once it has answered.
     calls: Mutex<HashMap<String, InFlight>>,
     roots: SessionRoots,
-    /// The tool of each root used so far.
+    /// The tool of each root used so far (at most [`MAX_ROOT_TOOLS`]).
     tools: Mutex<HashMap<PathBuf, TaskTool>>,
     tasks: Arc<TaskStore>,
     kept: KeptRuns,
@@ -141,12 +144,14 @@ impl Shared {
         // Made outside the lock: it reads the root's agent files.
         let made = Workspace::new(root).and_then(|workspace| for_root(&workspace));
         match made {
-            Ok(tool) => Ok(self
-                .tools
-                .lock()
-                .entry(root.to_path_buf())
-                .or_insert(tool)
-                .clone()),
+            Ok(tool) => {
+                let mut tools = self.tools.lock();
+                // Bounded: a client naming ever new roots starts over rather than growing it.
+                if tools.len() >= MAX_ROOT_TOOLS && !tools.contains_key(root) {
+                    tools.clear();
+                }
+                Ok(tools.entry(root.to_path_buf()).or_insert(tool).clone())
+            }
             Err(problem) => Err(format!(
                 "the root {} cannot be used: {}",
                 root.display(),
