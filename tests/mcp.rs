@@ -895,12 +895,33 @@ fn a_modern_call_asks_for_the_roots_and_works_in_the_root() {
             "{text}"
         );
         // The retry with the roots runs there.
-        let mut retry = call;
+        let mut retry = call.clone();
         retry["inputResponses"] = roots;
         let response = client.call(json!(3), "tools/call", retry);
         assert_eq!(response["result"]["isError"], false, "{response}");
         assert_eq!(response["result"]["resultType"], "complete");
         assert!(root.path().join("made-here.txt").is_file());
+        // With several roots, the tool's description lists them.
+        let mut two =
+            json!({"name": "task", "arguments": {"prompt": "x"}, "_meta": modern(capabilities)});
+        two["inputResponses"] = json!({"roots": {"roots": [
+            {"uri": file_uri(root.path())}, {"uri": file_uri(other.path())}]}});
+        client.call(json!(31), "tools/call", two);
+        let response = client.call(json!(32), "tools/list", json!({"_meta": modern(json!({}))}));
+        let description = response["result"]["tools"][0]["description"]
+            .as_str()
+            .unwrap();
+        let canonical = |dir: &support::TempDir| {
+            std::fs::canonicalize(dir.path())
+                .unwrap()
+                .display()
+                .to_string()
+        };
+        assert!(
+            description.contains(&format!("\n- {}", canonical(&root)))
+                && description.contains(&format!("\n- {}", canonical(&other))),
+            "{description}"
+        );
         // A client without roots, on a server that must not work in its own directory.
         let response = client.call(
             json!(4),
