@@ -163,7 +163,7 @@ pub fn schema(
     let definition = match format {
         SchemaFormat::Openai => tool.openai_definition(),
         SchemaFormat::Anthropic => tool.anthropic_definition(),
-        SchemaFormat::Mcp => tool.mcp_definition(),
+        SchemaFormat::Mcp => subtask::mcp::tool_entry(&tool),
     };
     if let Err(error) = tool.runtime().shutdown(setup::SHUTDOWN_GRACE) {
         log::warn!("{error}");

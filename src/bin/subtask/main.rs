@@ -77,8 +77,14 @@ prompt's first words. Up to 10 tasks run at once.")]
     #[command(after_help = "\
 An MCP client starts it as a stdio server, e.g. in its JSON configuration:
 
-  {\"mcpServers\": {\"subtask\": {\"command\": \"subtask\", \"args\": [\"mcp\"],
+  {\"mcpServers\": {\"subtask\": {\"command\": \"subtask\",
+                   \"args\": [\"mcp\", \"--cwd\", \"/path/to/project\"],
                    \"env\": {\"SUBTASK_MODEL\": \"haiku\", \"ANTHROPIC_API_KEY\": \"...\"}}}}
+
+Where the subagents work: with --cwd, in DIR. Without it, in the client's roots when it
+shares them (a task's cwd picks the root), else in the current directory, unless that is
+/ or your home directory (where desktop hosts start servers): then every call is refused
+with a message naming the --cwd line to add.
 
 It serves until the client closes stdin; Ctrl-C (or SIGTERM) cancels every running call
 and exits 130.")]
@@ -120,6 +126,23 @@ enum SchemaFormat {
 struct McpArgs {
     #[command(flatten)]
     settings: setup::Settings,
+
+    /// Send a progress notification at least this often while a call runs (hosts such as
+    /// Claude Code abort a call that stays silent)
+    #[arg(long, value_name = "SECONDS", default_value = "15", value_parser = setup::parse_seconds)]
+    progress_interval: std::time::Duration,
+
+    /// Characters of text one call may answer with; longer answers are cut fairly, each
+    /// with a note naming the run id that keeps it all (Claude Code caps MCP output at
+    /// 25,000 tokens by default)
+    #[arg(long, value_name = "CHARS", default_value_t = subtask::mcp::DEFAULT_OUTPUT_BUDGET)]
+    max_output_chars: usize,
+
+    /// When the client gives up on a call (Claude Desktop cancels after about a minute),
+    /// keep its runs going: a later call with `resume: <run id>` waits for the run and
+    /// returns its answer. By default a cancelled call cancels its runs
+    #[arg(long)]
+    keep_abandoned_runs: bool,
 }
 
 /// Why a command stopped, and the exit code that says so.
@@ -164,15 +187,24 @@ fn main() -> ExitCode {
         Command::Run(args) if args.json => "error",
         _ => "warn",
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
-        .init();
+    let logs = env_logger::Env::default().default_filter_or(default_level);
+    if matches!(cli.command, Command::Mcp(_)) {
+        // `mcp` also sends its log records to the client that asked for them.
+        let inner = env_logger::Builder::from_env(logs).build();
+        let level = inner.filter();
+        if let Err(error) = subtask::mcp::McpLogger::new(Box::new(inner)).install(level) {
+            eprintln!("subtask: warning: {error}");
+        }
+    } else {
+        env_logger::Builder::from_env(logs).init();
+    }
     interrupt::install();
     let cwd = cli.cwd.as_deref();
     let result = match cli.command {
         Command::Run(args) => run::run(args, cwd),
         Command::Agents(args) => catalog::agents(cwd, args.json, &args.agents),
         Command::Schema(args) => catalog::schema(cwd, args.format, &args.agents),
-        Command::Mcp(args) => serve_mcp(cwd, &args.settings),
+        Command::Mcp(args) => serve_mcp(cwd, &args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -184,14 +216,27 @@ fn main() -> ExitCode {
 }
 
 /// `subtask mcp`: stdout carries the protocol only; logs go to stderr.
-fn serve_mcp(cwd: Option<&std::path::Path>, settings: &setup::Settings) -> Result<u8, Failure> {
+fn serve_mcp(cwd: Option<&std::path::Path>, args: &McpArgs) -> Result<u8, Failure> {
+    let settings = &args.settings;
     let workspace = setup::workspace(cwd)?;
     let model = settings.model()?;
-    let tool = setup::task_tool(&workspace, model, settings, None)?;
+    let tool = setup::task_tool(&workspace, model.clone(), settings, None)?;
     interrupt::watch(tool.runtime().clone(), interrupt::AfterCancel::Exit);
     let runtime = tool.runtime().clone();
+    let mut server = subtask::mcp::McpServer::new(tool)
+        .progress_interval(args.progress_interval)
+        .output_budget(args.max_output_chars)
+        .keep_abandoned_runs(args.keep_abandoned_runs);
+    // --cwd names the workspace; without it the client's roots do.
+    if cwd.is_none() {
+        let for_root = setup::tool_for_root(runtime.clone(), model, settings.no_transcripts);
+        server = server.follow_roots(for_root);
+        if let Some(reason) = setup::host_chosen_directory(workspace.root()) {
+            server = server.require_roots(reason);
+        }
+    }
     // Returns when the client closes stdin, its calls cancelled and answered.
-    let served = subtask::mcp::McpServer::new(tool).serve_stdio();
+    let served = server.serve_stdio();
     if let Err(error) = runtime.shutdown(setup::SHUTDOWN_GRACE) {
         log::warn!("{error}");
     }

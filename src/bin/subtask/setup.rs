@@ -54,7 +54,8 @@ pub struct AgentSources {
     pub trust_project_agents: bool,
 }
 
-fn parse_seconds(text: &str) -> Result<Duration, String> {
+/// A number of seconds, at least 0.001.
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text
         .trim()
         .parse()
@@ -135,5 +136,45 @@ pub fn task_tool(
         runtime.build()?,
         subagents,
         workspace.clone(),
+    ))
+}
+
+/// Makes the `task` tool for one of an MCP client's roots: over `runtime`, with the root's
+/// own subagent types.
+pub fn tool_for_root(
+    runtime: Runtime,
+    model: Arc<dyn ChatModel>,
+    no_transcripts: bool,
+) -> impl Fn(&Workspace) -> Result<TaskTool, subtask::Error> + Send + Sync + 'static {
+    move |root: &Workspace| {
+        let mut types = SubagentRegistry::builtin();
+        types.load_workspace(root)?;
+        let mut subagents = Subagents::new(model.clone(), builtin_tools()).types(types);
+        if no_transcripts {
+            subagents = subagents.transcripts(Transcripts::Off);
+        }
+        Ok(TaskTool::new(runtime.clone(), subagents, root.clone()))
+    }
+}
+
+/// Why `mcp` must not work in `dir` without roots: it is `/` or the home directory, where
+/// desktop hosts start their servers, not a project.
+pub fn host_chosen_directory(dir: &Path) -> Option<String> {
+    let home = std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .and_then(|home| std::fs::canonicalize(home).ok());
+    let what = if dir.parent().is_none() {
+        "the filesystem root"
+    } else if home.as_deref() == Some(dir) {
+        "your home directory"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "subtask has no workspace: the MCP server was started in {} ({what}, chosen by the \
+         MCP client, not a project) and the client shares no roots, so no subagent runs here. \
+         Name the project in the server's configuration: \"args\": [\"mcp\", \"--cwd\", \
+         \"/path/to/project\"].",
+        dir.display()
     ))
 }
