@@ -47,6 +47,8 @@
 //! thread reads the input, one writes the output, and each `tools/call` has a worker until
 //! it answers. The runs themselves execute on the runtime's pools.
 
+pub mod client;
+
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -60,6 +60,7 @@ pub(crate) fn builtin_specs() -> Vec<SubagentSpec> {
         max_turns: None,
         timeout: None,
         read_only: false,
+        mcp_servers: Vec::new(),
         source: SpecSource::BuiltIn,
     };
     let tools = |names: &[&str]| Some(names.iter().map(|name| name.to_string()).collect());

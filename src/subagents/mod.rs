@@ -12,13 +12,14 @@ mod spec;
 
 pub use hooks::{Hooks, SubagentStart, SubagentStop};
 pub use registry::{
-    LoadProblem, SubagentRegistry, TRUST_PROJECT_ENV, trust_project_from_env, user_agent_dirs,
+    LoadProblem, NamedMcpServer, SubagentRegistry, TRUST_PROJECT_ENV, trust_project_from_env,
+    user_agent_dirs,
 };
 pub use spawn::{
     ModelResolver, SubagentHandle, SubagentOutcome, SubagentRequest, SubagentRun, Subagents,
     Transcripts,
 };
-pub use spec::{SpecSource, SubagentSpec};
+pub use spec::{McpServerRef, SpecSource, SubagentSpec};
 
 /// Where a workspace's own subagent types live (`.claude/agents` is read too).
 pub const AGENTS_DIR: &str = ".subtask/agents";

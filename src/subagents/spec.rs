@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::TASK_TOOL;
 use crate::error::Error;
+use crate::mcp::client::ServerConfig;
 use crate::tools::ToolRegistry;
 
 /// A subagent type: what the parent model is told about it, and what it runs with.
@@ -29,8 +30,36 @@ pub struct SubagentSpec {
     pub timeout: Option<Duration>,
     /// Whether it only reads: no write, edit or shell tools, whatever `tools` says.
     pub read_only: bool,
+    /// The MCP servers whose tools it gets (as `mcp__<server>__<tool>`), started for each
+    /// run and stopped when it ends.
+    pub mcp_servers: Vec<McpServerRef>,
     /// Where it was defined.
     pub source: SpecSource,
+}
+
+/// An MCP server a subagent type uses (`mcpServers` in an agent file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum McpServerRef {
+    /// A server of the user's configuration (or the workspace's `.mcp.json`), by name
+    /// (see [`SubagentRegistry::mcp_server`](super::SubagentRegistry::mcp_server)).
+    Named(String),
+    /// A server defined with the type, trusted as the type is.
+    Inline {
+        /// Its name (the `<server>` in its tools' names).
+        name: String,
+        /// How to start it.
+        config: ServerConfig,
+    },
+}
+
+impl McpServerRef {
+    /// The server's name.
+    pub fn name(&self) -> &str {
+        match self {
+            McpServerRef::Named(name) | McpServerRef::Inline { name, .. } => name,
+        }
+    }
 }
 
 /// Where a subagent type was defined, which decides how far it is trusted.
@@ -103,6 +132,7 @@ impl SubagentSpec {
             max_turns: None,
             timeout: None,
             read_only: false,
+            mcp_servers: Vec::new(),
             source: SpecSource::Code,
         }
     }
@@ -116,6 +146,12 @@ impl SubagentSpec {
     /// Makes it read-only.
     pub fn read_only(mut self, read_only: bool) -> SubagentSpec {
         self.read_only = read_only;
+        self
+    }
+
+    /// Gives it the tools of these MCP servers.
+    pub fn mcp_servers(mut self, servers: impl IntoIterator<Item = McpServerRef>) -> SubagentSpec {
+        self.mcp_servers = servers.into_iter().collect();
         self
     }
 
@@ -143,7 +179,7 @@ impl SubagentSpec {
             let unknown: Vec<&str> = allowed
                 .iter()
                 .map(String::as_str)
-                .filter(|name| available.get(name).is_none())
+                .filter(|entry| !available.iter().any(|tool| names_tool(entry, tool.name())))
                 .collect();
             if !unknown.is_empty() {
                 return Err(Error::config(format!(
@@ -161,11 +197,20 @@ impl SubagentSpec {
             let name = tool.name();
             self.tools
                 .as_ref()
-                .is_none_or(|allowed| allowed.iter().any(|allowed| allowed == name))
-                && !self.disallowed_tools.iter().any(|denied| denied == name)
+                .is_none_or(|allowed| allowed.iter().any(|allowed| names_tool(allowed, name)))
+                && !self
+                    .disallowed_tools
+                    .iter()
+                    .any(|denied| names_tool(denied, name))
                 && (!read_only || tool.read_only())
                 && (nesting_allowed || name != TASK_TOOL)
         }))
+    }
+
+    /// Whether it may start its own inline MCP servers: any type but a workspace one,
+    /// which may only when the user trusts the project.
+    pub fn trusted_to_run_commands(&self, trust_project: bool) -> bool {
+        !self.source.is_project() || trust_project
     }
 
     pub(super) fn source_note(&self) -> String {
@@ -176,4 +221,17 @@ impl SubagentSpec {
             _ => String::new(),
         }
     }
+}
+
+/// Whether an entry of `tools` or `disallowedTools` names the tool `name`: the same name,
+/// or `mcp__<server>` for every tool of that MCP server (as in Claude Code's rules).
+fn names_tool(entry: &str, name: &str) -> bool {
+    entry == name
+        || entry
+            .strip_prefix("mcp__")
+            .filter(|server| !server.is_empty() && !server.contains("__"))
+            .is_some_and(|_| {
+                name.strip_prefix(entry)
+                    .is_some_and(|rest| rest.starts_with("__"))
+            })
 }

@@ -384,7 +384,7 @@ fn read_capped(file: &mut File, cap: usize) -> io::Result<String> {
 }
 
 /// `text` if it has at most `cap` characters, else its first and last halves around a note.
-fn cap_text(text: &str, cap: usize) -> String {
+pub(crate) fn cap_text(text: &str, cap: usize) -> String {
     let total = text.chars().count();
     if total <= cap {
         return text.to_string();
