@@ -482,7 +482,8 @@ impl McpClient {
     ///
     /// [`ErrorKind::Config`] when the command cannot be started, the server does not
     /// answer within [`START_TIMEOUT`], answers with an error or a protocol version outside
-    /// [`SUPPORTED_VERSIONS`], or exits; the server is killed first.
+    /// [`SUPPORTED_VERSIONS`], or exits; the token's [`ErrorKind::Cancelled`] or
+    /// [`ErrorKind::Timeout`] when it trips first. The server is killed first.
     pub fn start(
         name: &str,
         config: &ServerConfig,
@@ -536,12 +537,16 @@ impl McpClient {
                 drain_stderr(&server, stderr)
             })?;
         }
-        client.handshake(token).map_err(|error| {
-            Error::config(format!(
-                "the MCP server '{name}' could not be started: {}",
-                error.message()
-            ))
-        })?;
+        client
+            .handshake(token)
+            .map_err(|error| match error.kind() {
+                // The run was cancelled or ran out of time while the server started.
+                ErrorKind::Cancelled | ErrorKind::Timeout => error,
+                _ => Error::config(format!(
+                    "the MCP server '{name}' could not be started: {}",
+                    error.message()
+                )),
+            })?;
         Ok(client)
     }
 

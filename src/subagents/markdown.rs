@@ -629,6 +629,63 @@ mod tests {
         }
     }
 
+    /// `mcpServers` as Claude Code writes it (names and `{name: config}` items), as a map,
+    /// or as names in a string; an MCP tool in `tools` is kept only for a server the type
+    /// has.
+    #[test]
+    fn mcp_servers_come_as_names_or_inline_definitions() {
+        let text = "---\nname: a\ndescription: b\n\
+                    tools: Read, mcp__fs__read_file, mcp__github, mcp__slack__post\n\
+                    mcpServers:\n  - github\n  - fs:\n      type: stdio\n      \
+                    command: npx\n      args: [-y, server-filesystem, .]\n      \
+                    env: {DEBUG: 1}\n---\nP\n";
+        let Parsed { spec, warnings } = parsed(text).unwrap();
+        assert_eq!(
+            spec.mcp_servers,
+            [
+                McpServerRef::Named("github".into()),
+                McpServerRef::Inline {
+                    name: "fs".into(),
+                    config: ServerConfig::new("npx")
+                        .args(["-y", "server-filesystem", "."])
+                        .env("DEBUG", "1"),
+                },
+            ]
+        );
+        assert_eq!(
+            spec.tools.unwrap(),
+            ["read", "mcp__fs__read_file", "mcp__github"]
+        );
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("mcp__slack__post"), "{warnings:?}");
+
+        let map = "---\nname: a\ndescription: b\nmcpServers:\n  x: {command: run-x}\n---\nP\n";
+        assert_eq!(
+            parsed(map).unwrap().spec.mcp_servers,
+            [McpServerRef::Inline {
+                name: "x".into(),
+                config: ServerConfig::new("run-x"),
+            }]
+        );
+        let names = "---\nname: a\ndescription: b\nmcp_servers: github, fs\n---\nP\n";
+        assert_eq!(parsed(names).unwrap().spec.mcp_servers.len(), 2);
+
+        for (text, fragment) in [
+            ("mcpServers: [a, a]", "named twice"),
+            (
+                "mcpServers: [{r: {type: http, url: 'https://x'}}]",
+                "stdio servers only",
+            ),
+            ("mcpServers: [{r: {args: [x]}}]", "no `command`"),
+            ("mcpServers: 3", "`mcpServers`"),
+        ] {
+            let text = format!("---\nname: a\ndescription: b\n{text}\n---\nP\n");
+            let error = parsed(&text).unwrap_err();
+            assert!(error.message().contains(fragment), "{fragment}: {error}");
+            assert!(error.message().contains("`mcpServers`"), "{error}");
+        }
+    }
+
     #[test]
     fn durations_read_naturally() {
         assert_eq!(parse_duration("300"), Some(Duration::from_secs(300)));
