@@ -11,6 +11,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crossbeam_channel::bounded;
 use serde_json::{Value, json};
@@ -388,6 +389,47 @@ fn a_cancelled_call_sends_notifications_cancelled() {
         let ids: Vec<Value> = serde_json::from_str(&ids).unwrap();
         assert_eq!(ids.len(), 1, "{ids:?}");
         assert!(ids[0].is_u64(), "{ids:?}");
+    });
+}
+
+/// A call the server never answers ends at the call timeout with a tool error, and is
+/// withdrawn with `notifications/cancelled`; the server stays usable.
+#[test]
+fn a_call_past_its_timeout_is_withdrawn() {
+    if node().is_none() {
+        return;
+    }
+    watchdog(|| {
+        let dir = TempDir::new("mcp-call-timeout");
+        let mut client = McpClient::start(
+            "fx",
+            &fixture(&marker("timeout")),
+            dir.path(),
+            &CancelToken::new(),
+        )
+        .unwrap();
+        client.set_call_timeout(Duration::from_millis(200));
+        let tools = client.tools(1000);
+        let call = |name: &str| {
+            let workspace = dir.workspace();
+            let token = CancelToken::new();
+            let processes = ProcessGroups::new(&token);
+            let context = ToolContext::new(&workspace, &token, &processes);
+            let tool = tools.iter().find(|tool| tool.name() == name).unwrap();
+            tool.call(&json!({}), &context)
+        };
+        let error = call("mcp__fx__hang").unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Tool, "{error}");
+        assert!(
+            error.message().contains("did not answer `tools/call`"),
+            "{error}"
+        );
+        let ids = call("mcp__fx__cancelled_ids").unwrap();
+        assert_eq!(
+            serde_json::from_str::<Vec<Value>>(&ids).unwrap().len(),
+            1,
+            "{ids}"
+        );
     });
 }
 

@@ -76,6 +76,10 @@ pub const MAX_TOOL_PAGES: usize = 32;
 /// server may install itself first).
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long one `tools/call` may take by default: 10 minutes (the run's own timeout and
+/// cancellation end it sooner). Past it the call is withdrawn and the model told.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// The default cap on one tool result, in characters: 30,000, as the `bash` tool's.
 pub const DEFAULT_OUTPUT_CAP: usize = 30_000;
 
@@ -461,6 +465,8 @@ pub struct McpClient {
     protocol_version: String,
     server_info: Value,
     tools: Vec<Value>,
+    /// How long each call of its tools may take.
+    call_timeout: Duration,
 }
 
 impl fmt::Debug for McpClient {
@@ -523,6 +529,7 @@ impl McpClient {
             protocol_version: String::new(),
             server_info: Value::Null,
             tools: Vec::new(),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
         };
         // From here on, dropping `client` kills the server and joins what was spawned.
         if let Some(stdout) = stdout {
@@ -619,6 +626,12 @@ impl McpClient {
         Ok(())
     }
 
+    /// Limits each call of the tools [`tools`](Self::tools) makes from now on. Defaults to
+    /// [`DEFAULT_CALL_TIMEOUT`].
+    pub fn set_call_timeout(&mut self, timeout: Duration) {
+        self.call_timeout = timeout;
+    }
+
     /// The server's name.
     pub fn server(&self) -> &str {
         &self.connection.server
@@ -682,6 +695,7 @@ impl McpClient {
                 parameters,
                 read_only,
                 output_cap: output_cap.max(2),
+                call_timeout: self.call_timeout,
             }));
         }
         tools
@@ -843,6 +857,7 @@ struct McpTool {
     parameters: Value,
     read_only: bool,
     output_cap: usize,
+    call_timeout: Duration,
 }
 
 impl Tool for McpTool {
@@ -868,7 +883,7 @@ impl Tool for McpTool {
             "tools/call",
             json!({"name": self.remote, "arguments": input}),
             Some(context.token()),
-            None,
+            Some(self.call_timeout),
         )?;
         let text = result_text(&result);
         let text = crate::tools::cap_text(&text, self.output_cap);
