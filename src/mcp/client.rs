@@ -434,10 +434,10 @@ impl Connection {
             },
             recv(cancelled) -> _ => {
                 withdraw("the subagent run was cancelled");
-                let token = token.expect("a cancel signal comes only from a token");
-                Err(token.check().err().unwrap_or_else(|| {
-                    Error::new(ErrorKind::Cancelled, "the subagent run was cancelled")
-                }))
+                match token.map(CancelToken::check) {
+                    Some(Err(error)) => Err(error),
+                    _ => Err(Error::new(ErrorKind::Cancelled, "the subagent run was cancelled")),
+                }
             },
             recv(deadline) -> _ => {
                 withdraw("timed out");
