@@ -739,3 +739,43 @@ fn a_start_cancelled_is_a_cancellation() {
         assert_eq!(processes_marked(&marker), Vec::<u32>::new());
     });
 }
+
+/// A server that ignores the end of its input and has started a child of its own is
+/// still gone when the run ends, child included (its whole process group is killed).
+#[test]
+fn a_lingering_server_and_its_children_are_killed_at_run_end() {
+    if node().is_none() {
+        return;
+    }
+    watchdog(|| {
+        let dir = TempDir::new("mcp-linger");
+        let marker = marker("linger");
+        let model = Arc::new(ScriptedModel::new([
+            ScriptedTurn::tool_call("mcp__fx__linger", json!({})),
+            ScriptedTurn::text("done"),
+        ]));
+        let spec = spec_with(vec![("fx", fixture(&marker))]);
+        let result = run(
+            &subagents(&model, registry(spec)),
+            &dir,
+            &CancelToken::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            result.stop_reason,
+            AgentStop::Completed,
+            "{:?}",
+            result.error
+        );
+        let results = tool_results(&model.requests());
+        let child: u32 = results[0].0.parse().expect("the child's pid");
+        assert!(
+            !Path::new(&format!("/proc/{child}")).exists() || {
+                // A zombie until init reaps it is dead too.
+                std::fs::read_to_string(format!("/proc/{child}/stat"))
+                    .is_ok_and(|stat| stat.split_whitespace().nth(2) == Some("Z"))
+            }
+        );
+        assert_eq!(processes_marked(&marker), Vec::<u32>::new());
+    });
+}
