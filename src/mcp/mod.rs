@@ -94,6 +94,7 @@ use crate::runtime::panic_message;
 use crate::task_tool::TaskTool;
 use crate::tools::Workspace;
 
+pub mod client;
 mod kept;
 mod logging;
 mod output;

@@ -63,6 +63,7 @@ pub(crate) fn builtin_specs() -> Vec<SubagentSpec> {
         isolation: Isolation::None,
         sandbox: true,
         network: crate::sandbox::Network::Off,
+        mcp_servers: Vec::new(),
         source: SpecSource::BuiltIn,
     };
     let tools = |names: &[&str]| Some(names.iter().map(|name| name.to_string()).collect());

@@ -15,6 +15,11 @@
 //! isolation: worktree            # each run in a git worktree of its own
 //! network: off                   # its commands' network (default off)
 //! color: blue                    # accepted and ignored
+//! mcpServers:                    # tools of MCP servers, as mcp__<server>__<tool>
+//!   - github                     # a server of your MCP configuration, by name
+//!   - fs:                        # or one defined here
+//!       command: npx
+//!       args: [-y, "@modelcontextprotocol/server-filesystem", "."]
 //! ---
 //! You review code changes. ...
 //! ```
@@ -38,9 +43,10 @@ use std::time::Duration;
 use rustix::fs::OFlags;
 use serde_json::{Map, Value};
 
-use super::{Isolation, SpecSource, SubagentSpec};
+use super::{Isolation, McpServerRef, SpecSource, SubagentSpec};
 use crate::error::Error;
 use crate::llm::ModelConfig;
+use crate::mcp::client::{ServerConfig, tool_name};
 use crate::sandbox::Network;
 
 /// The fields, by their normalised name (lowercase, no `_` or `-`), with the name shown in
@@ -60,6 +66,7 @@ const FIELDS: &[(&str, &str)] = &[
     ("network", "network"),
     ("color", "color"),
     ("memory", "memory"),
+    ("mcpservers", "mcpServers"),
 ];
 
 /// Claude Code's tool names, lowercased, and the tool each maps to (`None`: subtask has
@@ -213,13 +220,26 @@ pub(crate) fn parse(
             "the system prompt is empty: write it after the closing '---'".into(),
         ));
     }
+    let mcp_servers = match field("mcpservers") {
+        None => Vec::new(),
+        Some(value) => mcp_servers(value).map_err(fail)?,
+    };
+    let servers: Vec<String> = mcp_servers
+        .iter()
+        .map(|server| {
+            let prefix = tool_name(server.name(), "");
+            prefix.strip_suffix("__").unwrap_or(&prefix).to_string()
+        })
+        .collect();
     let tools = match field("tools") {
         None => None,
-        Some(value) => Some(tool_names(value, "tools", &mut warnings).map_err(fail)?),
+        Some(value) => Some(tool_names(value, "tools", &servers, &mut warnings).map_err(fail)?),
     };
     let disallowed_tools = match field("disallowedtools") {
         None => Vec::new(),
-        Some(value) => tool_names(value, "disallowedTools", &mut warnings).map_err(fail)?,
+        Some(value) => {
+            tool_names(value, "disallowedTools", &servers, &mut warnings).map_err(fail)?
+        }
     };
     let max_turns = match field("maxturns") {
         None => None,
@@ -316,6 +336,7 @@ pub(crate) fn parse(
             isolation,
             sandbox,
             network,
+            mcp_servers,
             source,
         },
         warnings,
@@ -357,6 +378,7 @@ fn split_front_matter(text: &str) -> Result<(&str, &str), &'static str> {
 fn tool_names(
     value: &Value,
     shown: &str,
+    mcp_servers: &[String],
     warnings: &mut Vec<String>,
 ) -> Result<Vec<String>, String> {
     let items: Vec<String> = match value {
@@ -391,8 +413,12 @@ fn tool_names(
             // `Task`, `Agent(explore)`: subagents start subagents only when the host allows
             // nesting, and then get the `task` tool whatever the file says.
             None if lower == "task" || lower == "agent" || lower.starts_with("agent(") => None,
-            // MCP tools need an MCP server of the subagent's, which subtask does not start.
-            None if lower.starts_with("mcp__") => None,
+            // `mcp__<server>__<tool>` or `mcp__<server>`: kept when the server is one of
+            // the type's (`mcpServers`); Claude Code's session servers are not started.
+            None if lower.starts_with("mcp__") => mcp_servers
+                .iter()
+                .any(|server| item == *server || item.starts_with(&format!("{server}__")))
+                .then(|| item.clone()),
             None => Some(item.clone()),
         };
         match mapped {
@@ -405,11 +431,64 @@ fn tool_names(
         warnings.push(format!(
             "field `{shown}`: {} not available in subtask and left out (its tools are bash, \
              read, write, edit, ls, glob, grep and the host's own; a subagent gets `task` \
-             only when nesting is allowed; MCP tools are not offered to subagents)",
+             only when nesting is allowed; an MCP tool needs its server in `mcpServers`)",
             dropped.join(", ")
         ));
     }
     Ok(names)
+}
+
+/// `mcpServers`: a list whose items are server names or `{name: {command, args, env}}`
+/// maps (Claude Code's form), or one map of inline servers.
+fn mcp_servers(value: &Value) -> Result<Vec<McpServerRef>, String> {
+    let shape = "field `mcpServers`: write a list of server names from your MCP configuration \
+                 (`[github, fs]`) or of inline servers (`- fs: {command: npx, args: [...]}`)";
+    let inline = |servers: &Map<String, Value>, out: &mut Vec<McpServerRef>| {
+        for (name, config) in servers {
+            let config = ServerConfig::from_json(name, config)
+                .map_err(|problem| format!("field `mcpServers`: {problem}"))?;
+            out.push(McpServerRef::Inline {
+                name: name.clone(),
+                config,
+            });
+        }
+        Ok::<(), String>(())
+    };
+    let mut servers = Vec::new();
+    match value {
+        Value::Array(items) => {
+            for item in items {
+                match item {
+                    Value::String(name) if !name.trim().is_empty() => {
+                        servers.push(McpServerRef::Named(name.trim().to_string()));
+                    }
+                    Value::Object(map) => inline(map, &mut servers)?,
+                    _ => return Err(format!("{shape}; {item} is neither")),
+                }
+            }
+        }
+        Value::String(names) => servers.extend(
+            names
+                .split([',', ' '])
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(|name| McpServerRef::Named(name.to_string())),
+        ),
+        Value::Object(map) => inline(map, &mut servers)?,
+        _ => return Err(shape.to_string()),
+    }
+    for (index, server) in servers.iter().enumerate() {
+        if servers[..index]
+            .iter()
+            .any(|earlier| earlier.name() == server.name())
+        {
+            return Err(format!(
+                "field `mcpServers`: the server '{}' is named twice",
+                server.name()
+            ));
+        }
+    }
+    Ok(servers)
 }
 
 /// A whole number, written as a number or as digits.
@@ -604,6 +683,63 @@ mod tests {
                 "{error}"
             );
             assert!(error.message().contains(fragment), "{fragment}: {error}");
+        }
+    }
+
+    /// `mcpServers` as Claude Code writes it (names and `{name: config}` items), as a map,
+    /// or as names in a string; an MCP tool in `tools` is kept only for a server the type
+    /// has.
+    #[test]
+    fn mcp_servers_come_as_names_or_inline_definitions() {
+        let text = "---\nname: a\ndescription: b\n\
+                    tools: Read, mcp__fs__read_file, mcp__github, mcp__slack__post\n\
+                    mcpServers:\n  - github\n  - fs:\n      type: stdio\n      \
+                    command: npx\n      args: [-y, server-filesystem, .]\n      \
+                    env: {DEBUG: 1}\n---\nP\n";
+        let Parsed { spec, warnings } = parsed(text).unwrap();
+        assert_eq!(
+            spec.mcp_servers,
+            [
+                McpServerRef::Named("github".into()),
+                McpServerRef::Inline {
+                    name: "fs".into(),
+                    config: ServerConfig::new("npx")
+                        .args(["-y", "server-filesystem", "."])
+                        .env("DEBUG", "1"),
+                },
+            ]
+        );
+        assert_eq!(
+            spec.tools.unwrap(),
+            ["read", "mcp__fs__read_file", "mcp__github"]
+        );
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("mcp__slack__post"), "{warnings:?}");
+
+        let map = "---\nname: a\ndescription: b\nmcpServers:\n  x: {command: run-x}\n---\nP\n";
+        assert_eq!(
+            parsed(map).unwrap().spec.mcp_servers,
+            [McpServerRef::Inline {
+                name: "x".into(),
+                config: ServerConfig::new("run-x"),
+            }]
+        );
+        let names = "---\nname: a\ndescription: b\nmcp_servers: github, fs\n---\nP\n";
+        assert_eq!(parsed(names).unwrap().spec.mcp_servers.len(), 2);
+
+        for (text, fragment) in [
+            ("mcpServers: [a, a]", "named twice"),
+            (
+                "mcpServers: [{r: {type: http, url: 'https://x'}}]",
+                "stdio servers only",
+            ),
+            ("mcpServers: [{r: {args: [x]}}]", "no `command`"),
+            ("mcpServers: 3", "`mcpServers`"),
+        ] {
+            let text = format!("---\nname: a\ndescription: b\n{text}\n---\nP\n");
+            let error = parsed(&text).unwrap_err();
+            assert!(error.message().contains(fragment), "{fragment}: {error}");
+            assert!(error.message().contains("`mcpServers`"), "{error}");
         }
     }
 

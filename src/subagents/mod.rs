@@ -13,13 +13,14 @@ mod worktree;
 
 pub use hooks::{Hooks, SubagentStart, SubagentStop};
 pub use registry::{
-    LoadProblem, SubagentRegistry, TRUST_PROJECT_ENV, trust_project_from_env, user_agent_dirs,
+    LoadProblem, NamedMcpServer, SubagentRegistry, TRUST_PROJECT_ENV, trust_project_from_env,
+    user_agent_dirs,
 };
 pub use spawn::{
     ModelResolver, SubagentHandle, SubagentOutcome, SubagentRequest, SubagentRun, Subagents,
     Transcripts,
 };
-pub use spec::{Isolation, SpecSource, SubagentSpec};
+pub use spec::{Isolation, McpServerRef, SpecSource, SubagentSpec};
 pub use worktree::KeptWorktree;
 
 /// Where a workspace's own subagent types live (`.claude/agents` is read too).

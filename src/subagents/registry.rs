@@ -2,8 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{AGENTS_DIR, SpecSource, SubagentSpec, builtin, markdown};
+use super::{AGENTS_DIR, McpServerRef, SpecSource, SubagentSpec, builtin, markdown};
 use crate::error::Error;
+use crate::mcp::client::{self, ServerConfig};
 use crate::tools::Workspace;
 
 /// The environment variable by which a user trusts every workspace's agent files
@@ -42,6 +43,23 @@ pub fn user_agent_dirs() -> Vec<PathBuf> {
         .collect()
 }
 
+/// The workspace's MCP configuration (Claude Code's project scope).
+const PROJECT_MCP_CONFIG: &str = ".mcp.json";
+
+/// An MCP server defined by name in a configuration, for types to name in `mcpServers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NamedMcpServer {
+    /// Its name.
+    pub name: String,
+    /// How to start it.
+    pub config: ServerConfig,
+    /// Where it was defined: [`SpecSource::Code`], [`SpecSource::User`] (the user's own
+    /// configuration file) or [`SpecSource::Project`] (the workspace's `.mcp.json`, which
+    /// starts only when the project is trusted).
+    pub source: SpecSource,
+}
+
 /// The subagent types available, in a stable order.
 ///
 /// Types come from four places, trusted differently (see [`SpecSource`]): built in, code
@@ -61,8 +79,12 @@ pub struct SubagentRegistry {
     problems: Vec<LoadProblem>,
     /// Files loaded with something ignored, in load order.
     warnings: Vec<LoadProblem>,
-    /// Whether workspace files may replace built-in, code and user types.
+    /// Whether workspace files may replace built-in, code and user types, and the
+    /// workspace's MCP servers (its `.mcp.json`, its types' inline ones) may start.
     trust_project: bool,
+    /// MCP servers by name, in load order; a name appears once (see
+    /// [`register_mcp_server`](Self::register_mcp_server) for which definition wins).
+    mcp_servers: Vec<NamedMcpServer>,
 }
 
 /// A Markdown file that was not loaded, and why (naming the field and what to write).
@@ -89,6 +111,7 @@ impl SubagentRegistry {
             problems: Vec::new(),
             warnings: Vec::new(),
             trust_project: false,
+            mcp_servers: Vec::new(),
         }
     }
 
@@ -99,16 +122,23 @@ impl SubagentRegistry {
             problems: Vec::new(),
             warnings: Vec::new(),
             trust_project: false,
+            mcp_servers: Vec::new(),
         }
     }
 
     /// Lets the workspace's files replace built-in, code and user types of the same name
-    /// (loads after this call). Only for repositories you trust: a file can give a type
-    /// every tool and another model. Defaults to `false`; the CLI's
+    /// (loads after this call), and lets the workspace's MCP servers start (its
+    /// `.mcp.json`, the inline `mcpServers` of its agent files: each runs a command). Only
+    /// for repositories you trust: a file can give a type every tool and another model. Defaults to `false`; the CLI's
     /// `--trust-project-agents` and `SUBTASK_TRUST_PROJECT_AGENTS=1` set it.
     pub fn trust_project(mut self, trust: bool) -> SubagentRegistry {
         self.trust_project = trust;
         self
+    }
+
+    /// Whether the workspace is trusted ([`trust_project`](Self::trust_project)).
+    pub fn trusts_project(&self) -> bool {
+        self.trust_project
     }
 
     /// Adds a type, or replaces one of the same name that is no more trusted (a built-in
@@ -201,7 +231,185 @@ impl SubagentRegistry {
         for dir in PROJECT_AGENT_DIRS {
             loaded += self.load(&workspace.root().join(dir), true)?;
         }
+        self.load_mcp_file(&workspace.root().join(PROJECT_MCP_CONFIG), true)?;
         Ok(loaded)
+    }
+
+    /// Defines the MCP server `name` for types to name in `mcpServers` (as the host's own,
+    /// trusted). Replaces a server of that name.
+    pub fn register_mcp_server(&mut self, name: impl Into<String>, config: ServerConfig) {
+        self.add_mcp_server(NamedMcpServer {
+            name: name.into(),
+            config,
+            source: SpecSource::Code,
+        });
+    }
+
+    /// Loads the MCP servers of a configuration file the user or host names (its top-level
+    /// `mcpServers`, as `.mcp.json`, `~/.claude.json` and Claude Desktop's
+    /// `claude_desktop_config.json` have it) as the user's own; a missing file adds none.
+    /// Servers that cannot be used (remote ones, malformed entries) are listed in
+    /// [`warnings`](Self::warnings). Returns how many were loaded.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) if the file exists but cannot be read
+    /// or is not JSON.
+    pub fn load_mcp_config(&mut self, path: impl AsRef<Path>) -> Result<usize, Error> {
+        self.load_mcp_file(path.as_ref(), false)
+    }
+
+    /// Loads the user's own MCP configurations
+    /// ([`mcp::client::user_config_files`](crate::mcp::client::user_config_files): Claude
+    /// Desktop's, then Claude Code's `~/.claude.json`, which wins for a name both define).
+    /// A file that cannot be read is set aside (see [`problems`](Self::problems)), not an
+    /// error: a broken configuration of another program must not stop subtask.
+    pub fn load_user_mcp_configs(&mut self) -> usize {
+        let mut loaded = 0;
+        for path in client::user_config_files() {
+            match self.load_mcp_file(&path, false) {
+                Ok(count) => loaded += count,
+                Err(error) => {
+                    log::warn!("{error}");
+                    self.problems.push(LoadProblem {
+                        path,
+                        message: error.message().to_string(),
+                    });
+                }
+            }
+        }
+        loaded
+    }
+
+    fn load_mcp_file(&mut self, path: &Path, project: bool) -> Result<usize, Error> {
+        let (servers, problems) = client::read_config_file(path)?;
+        for message in problems {
+            self.warn(path, message);
+        }
+        let loaded = servers.len();
+        if project && loaded > 0 && !self.trust_project {
+            let names: Vec<&str> = servers.iter().map(|(name, _)| name.as_str()).collect();
+            self.warn(
+                path,
+                format!(
+                    "defines the MCP servers {}; starting one runs a command, so a \
+                     repository's servers start only if you trust it \
+                     (--trust-project-agents or SUBTASK_TRUST_PROJECT_AGENTS=1)",
+                    names.join(", ")
+                ),
+            );
+        }
+        for (name, config) in servers {
+            let source = if project {
+                SpecSource::Project(path.to_path_buf())
+            } else {
+                SpecSource::User(path.to_path_buf())
+            };
+            self.add_mcp_server(NamedMcpServer {
+                name,
+                config,
+                source,
+            });
+        }
+        Ok(loaded)
+    }
+
+    /// Adds a server; it replaces one of the same name unless it comes from the workspace
+    /// and the other does not (and the project is not trusted).
+    fn add_mcp_server(&mut self, server: NamedMcpServer) {
+        let Some(existing) = self
+            .mcp_servers
+            .iter_mut()
+            .find(|known| known.name == server.name)
+        else {
+            self.mcp_servers.push(server);
+            return;
+        };
+        if server.source.is_project() && !existing.source.is_project() && !self.trust_project {
+            log::warn!(
+                "the workspace defines the MCP server '{}', which {} defines already; the \
+                 workspace's is ignored",
+                server.name,
+                existing.source.describe(Path::new("/"))
+            );
+            return;
+        }
+        *existing = server;
+    }
+
+    /// The MCP server defined as `name`.
+    pub fn mcp_server(&self, name: &str) -> Option<&NamedMcpServer> {
+        self.mcp_servers.iter().find(|server| server.name == name)
+    }
+
+    /// The MCP servers defined by name, in load order.
+    pub fn mcp_servers(&self) -> &[NamedMcpServer] {
+        &self.mcp_servers
+    }
+
+    /// The servers a run of `spec` starts: its named ones looked up, its inline ones as
+    /// they are.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for a name no configuration
+    /// defines, and for a server the workspace defined (its `.mcp.json`, or inline in one
+    /// of its agent files) while the project is not trusted.
+    pub fn resolve_mcp_servers(
+        &self,
+        spec: &SubagentSpec,
+    ) -> Result<Vec<(String, ServerConfig)>, Error> {
+        let refuse = |name: &str, place: String| {
+            Error::config(format!(
+                "the subagent type '{}' uses the MCP server '{name}' defined in {place}; \
+                 starting it would run a command a repository chose, so it is refused. If \
+                 you trust this repository, pass --trust-project-agents (or set \
+                 SUBTASK_TRUST_PROJECT_AGENTS=1)",
+                spec.name
+            ))
+        };
+        spec.mcp_servers
+            .iter()
+            .map(|server| match server {
+                McpServerRef::Named(name) => {
+                    let Some(named) = self.mcp_server(name) else {
+                        let known: Vec<&str> =
+                            self.mcp_servers.iter().map(|s| s.name.as_str()).collect();
+                        return Err(Error::config(format!(
+                            "the subagent type '{}'{} uses the MCP server '{name}', which no \
+                             configuration defines (the servers are: {}); add it to \
+                             ~/.claude.json's `mcpServers`, or define it inline in the \
+                             agent file",
+                            spec.name,
+                            spec.source_note(),
+                            if known.is_empty() {
+                                "none".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        )));
+                    };
+                    if named.source.is_project() && !self.trust_project {
+                        return Err(refuse(name, named.source.describe(Path::new("/"))));
+                    }
+                    Ok((name.clone(), named.config.clone()))
+                }
+                McpServerRef::Inline { name, config } => {
+                    if !spec.trusted_to_run_commands(self.trust_project) {
+                        return Err(refuse(name, spec.source.describe(Path::new("/"))));
+                    }
+                    Ok((name.clone(), config.clone()))
+                }
+            })
+            .collect()
+    }
+
+    fn warn(&mut self, path: &Path, message: String) {
+        log::warn!("{}: {message}", path.display());
+        self.warnings.push(LoadProblem {
+            path: path.to_path_buf(),
+            message,
+        });
     }
 
     /// Loads the user's own directories: `~/.claude/agents/` then
@@ -219,7 +427,8 @@ impl SubagentRegistry {
         Ok(loaded)
     }
 
-    /// Everything a host acting for the user loads, in precedence order: the user's
+    /// Everything a host acting for the user loads, in precedence order: the user's MCP
+    /// configurations ([`load_user_mcp_configs`](Self::load_user_mcp_configs)), the user's
     /// directories ([`load_user_dirs`](Self::load_user_dirs)), the workspace's
     /// ([`load_workspace`](Self::load_workspace)), then `dirs` (named in code, on the
     /// command line or in a configuration; the last wins).
@@ -232,6 +441,7 @@ impl SubagentRegistry {
         workspace: &Workspace,
         dirs: impl IntoIterator<Item = impl AsRef<Path>>,
     ) -> Result<usize, Error> {
+        self.load_user_mcp_configs();
         let mut loaded = self.load_user_dirs()? + self.load_workspace(workspace)?;
         for dir in dirs {
             loaded += self.load_dir(dir)?;
@@ -258,8 +468,26 @@ impl SubagentRegistry {
         files.sort();
         let mut loaded = 0;
         for file in files {
-            let trusted = !project || self.trust_project;
-            let parsed = markdown::parse_file(&file, project, trusted).and_then(|parsed| {
+            let trust_project = self.trust_project;
+            let trusted = !project || trust_project;
+            let parsed = markdown::parse_file(&file, project, trusted).and_then(|mut parsed| {
+                let inline: Vec<&str> = parsed
+                    .spec
+                    .mcp_servers
+                    .iter()
+                    .filter(|server| matches!(server, McpServerRef::Inline { .. }))
+                    .map(McpServerRef::name)
+                    .collect();
+                if !inline.is_empty() && !parsed.spec.trusted_to_run_commands(trust_project) {
+                    parsed.warnings.push(format!(
+                        "field `mcpServers`: the servers {} run commands this repository \
+                         chose, so they start only if you trust it (--trust-project-agents \
+                         or SUBTASK_TRUST_PROJECT_AGENTS=1); until then a run of '{}' is \
+                         refused",
+                        inline.join(", "),
+                        parsed.spec.name
+                    ));
+                }
                 self.register(parsed.spec)?;
                 Ok(parsed.warnings)
             });

@@ -14,6 +14,7 @@ use super::{
 use crate::agent::{Agent, AgentLimits, AgentResult, AgentStop, RunContext};
 use crate::error::{Error, ErrorKind};
 use crate::llm::{ChatModel, Message, ModelConfig};
+use crate::mcp::client::{self as mcp_client, McpSession};
 use crate::runtime::{
     CancelToken, Observer, Progress, RunOptions, Runtime, TaskHandle, WeakRuntime, panic_message,
 };
@@ -448,7 +449,8 @@ impl Subagents {
     ///
     /// Before the run starts: [`ErrorKind::InvalidInput`] for an unknown type (listing the
     /// valid ones) or a tool subset the type does not have; [`ErrorKind::Config`] for a
-    /// model that cannot be built; [`ErrorKind::Other`] when a start hook vetoes. Once
+    /// model that cannot be built, or an MCP server of the type's that is not defined, not
+    /// trusted (a workspace's, see [`SubagentRegistry::trust_project`]) or fails to start; [`ErrorKind::Other`] when a start hook vetoes. Once
     /// started, the outcome is an [`AgentResult`] whatever happens.
     pub fn run(
         &self,
@@ -479,6 +481,21 @@ impl Subagents {
             );
             available.to_mut().register(Arc::new(nested))?;
         }
+        // The type's MCP servers serve this run alone: started here (a workspace's only if
+        // the project is trusted), killed as `_mcp` drops when the run returns, or at once
+        // when its token is cancelled.
+        let mcp_servers = self.types.resolve_mcp_servers(spec)?;
+        let _mcp = if mcp_servers.is_empty() {
+            McpSession::empty()
+        } else {
+            let session = McpSession::start(&mcp_servers, workspace.root(), token)?;
+            for tool in session.tools(mcp_client::DEFAULT_OUTPUT_CAP) {
+                if let Err(error) = available.to_mut().register(tool) {
+                    log::warn!("run {}: an MCP tool is left out: {error}", run.run_id);
+                }
+            }
+            session
+        };
         let mut tools = spec.tool_registry(&available, run.read_only, nesting_allowed)?;
         if let Some(subset) = run.tools {
             let missing: Vec<&str> = subset

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::TASK_TOOL;
 use crate::error::Error;
+use crate::mcp::client::ServerConfig;
 use crate::sandbox::Network;
 use crate::tools::ToolRegistry;
 
@@ -38,6 +39,9 @@ pub struct SubagentSpec {
     /// Its commands' network access, unless a `task` call says otherwise. Defaults to
     /// [`Network::Off`].
     pub network: Network,
+    /// The MCP servers whose tools it gets (as `mcp__<server>__<tool>`), started for each
+    /// run and stopped when it ends.
+    pub mcp_servers: Vec<McpServerRef>,
     /// Where it was defined.
     pub source: SpecSource,
 }
@@ -53,6 +57,31 @@ pub enum Isolation {
     /// (`subtask/<run id>`): kept, with the run's changes committed, if it changed
     /// anything, else removed (see [`KeptWorktree`](super::KeptWorktree)).
     Worktree,
+}
+
+/// An MCP server a subagent type uses (`mcpServers` in an agent file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum McpServerRef {
+    /// A server of the user's configuration (or the workspace's `.mcp.json`), by name
+    /// (see [`SubagentRegistry::mcp_server`](super::SubagentRegistry::mcp_server)).
+    Named(String),
+    /// A server defined with the type, trusted as the type is.
+    Inline {
+        /// Its name (the `<server>` in its tools' names).
+        name: String,
+        /// How to start it.
+        config: ServerConfig,
+    },
+}
+
+impl McpServerRef {
+    /// The server's name.
+    pub fn name(&self) -> &str {
+        match self {
+            McpServerRef::Named(name) | McpServerRef::Inline { name, .. } => name,
+        }
+    }
 }
 
 /// Where a subagent type was defined, which decides how far it is trusted.
@@ -128,6 +157,7 @@ impl SubagentSpec {
             isolation: Isolation::None,
             sandbox: true,
             network: Network::Off,
+            mcp_servers: Vec::new(),
             source: SpecSource::Code,
         }
     }
@@ -162,6 +192,12 @@ impl SubagentSpec {
         self
     }
 
+    /// Gives it the tools of these MCP servers.
+    pub fn mcp_servers(mut self, servers: impl IntoIterator<Item = McpServerRef>) -> SubagentSpec {
+        self.mcp_servers = servers.into_iter().collect();
+        self
+    }
+
     /// Gives it its own model.
     pub fn model(mut self, model: impl Into<String>) -> SubagentSpec {
         self.model = Some(model.into());
@@ -186,7 +222,7 @@ impl SubagentSpec {
             let unknown: Vec<&str> = allowed
                 .iter()
                 .map(String::as_str)
-                .filter(|name| available.get(name).is_none())
+                .filter(|entry| !available.iter().any(|tool| names_tool(entry, tool.name())))
                 .collect();
             if !unknown.is_empty() {
                 return Err(Error::config(format!(
@@ -204,11 +240,20 @@ impl SubagentSpec {
             let name = tool.name();
             self.tools
                 .as_ref()
-                .is_none_or(|allowed| allowed.iter().any(|allowed| allowed == name))
-                && !self.disallowed_tools.iter().any(|denied| denied == name)
+                .is_none_or(|allowed| allowed.iter().any(|allowed| names_tool(allowed, name)))
+                && !self
+                    .disallowed_tools
+                    .iter()
+                    .any(|denied| names_tool(denied, name))
                 && (!read_only || tool.read_only())
                 && (nesting_allowed || name != TASK_TOOL)
         }))
+    }
+
+    /// Whether it may start its own inline MCP servers: any type but a workspace one,
+    /// which may only when the user trusts the project.
+    pub fn trusted_to_run_commands(&self, trust_project: bool) -> bool {
+        !self.source.is_project() || trust_project
     }
 
     pub(super) fn source_note(&self) -> String {
@@ -219,4 +264,17 @@ impl SubagentSpec {
             _ => String::new(),
         }
     }
+}
+
+/// Whether an entry of `tools` or `disallowedTools` names the tool `name`: the same name,
+/// or `mcp__<server>` for every tool of that MCP server (as in Claude Code's rules).
+fn names_tool(entry: &str, name: &str) -> bool {
+    entry == name
+        || entry
+            .strip_prefix("mcp__")
+            .filter(|server| !server.is_empty() && !server.contains("__"))
+            .is_some_and(|_| {
+                name.strip_prefix(entry)
+                    .is_some_and(|rest| rest.starts_with("__"))
+            })
 }

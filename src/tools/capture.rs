@@ -92,7 +92,7 @@ impl Capture {
 }
 
 /// `text` if it has at most `cap` characters, else its first and last halves around a note.
-fn cap_text(text: &str, cap: usize) -> String {
+pub(crate) fn cap_text(text: &str, cap: usize) -> String {
     let total = text.chars().count();
     if total <= cap {
         return text.to_string();

@@ -26,6 +26,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 
 pub use bash::BashTool;
+pub(crate) use capture::cap_text;
 pub use edit::{EditTool, WriteTool};
 pub use grep::GrepTool;
 pub use list::{GlobTool, LsTool};
