@@ -581,12 +581,17 @@ fn wait_for(child: &mut Child, limit: Duration) -> Option<std::process::ExitStat
 }
 
 /// A script whose run starts a bash command that leaves a background child and waits;
-/// the command writes both pids to the returned file once it runs.
+/// the command writes the two sleeps' arguments (unique, so the test finds them from the
+/// host: inside the bash sandbox pids are those of its own PID namespace) to the returned
+/// file once it runs.
 fn slow_command(dir: &TempDir) -> (String, PathBuf) {
     let pidfile = dir.path().join("pids");
+    let marker = |n: u32| format!("30.{}{n}", std::process::id());
     let command = format!(
-        "sleep 30 & echo $! $$ > {0}.tmp && mv {0}.tmp {0}; sleep 30",
-        pidfile.display()
+        "sleep {1} & echo {1} {2} > {0}.tmp && mv {0}.tmp {0}; sleep {2}",
+        pidfile.display(),
+        marker(1),
+        marker(2),
     );
     let model = dir.script(
         "slow",
@@ -596,6 +601,20 @@ fn slow_command(dir: &TempDir) -> (String, PathBuf) {
         ]),
     );
     (model, pidfile)
+}
+
+/// The host pid of the live process with `arg` among its arguments.
+fn pid_with_arg(arg: &str) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            !gone(*pid)
+                && cmdline
+                    .split(|byte| *byte == 0)
+                    .any(|part| part == arg.as_bytes())
+        })
 }
 
 /// Waits (bounded) until the command of [`slow_command`] runs; returns its two pids.
@@ -609,12 +628,27 @@ fn wait_for_pids(pidfile: &Path, child: &mut Child) -> Vec<u32> {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let pids: Vec<u32> = std::fs::read_to_string(pidfile)
+    let markers: Vec<String> = std::fs::read_to_string(pidfile)
         .unwrap()
         .split_whitespace()
-        .map(|pid| pid.parse().unwrap())
+        .map(str::to_string)
         .collect();
-    assert_eq!(pids.len(), 2);
+    assert_eq!(markers.len(), 2);
+    let pids: Vec<u32> = markers
+        .iter()
+        .map(|marker| {
+            loop {
+                if let Some(pid) = pid_with_arg(marker) {
+                    break pid;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no process runs `sleep {marker}`"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+        .collect();
     assert!(pids.iter().all(|pid| !gone(*pid)), "{pids:?} already gone");
     pids
 }
