@@ -589,3 +589,35 @@ fn the_task_calls_network_argument_reaches_the_subagents_commands() {
         );
     });
 }
+
+#[test]
+fn network_off_hides_the_hosts_unix_sockets_in_run() {
+    use std::os::unix::net::UnixListener;
+    let python = std::path::Path::new("/usr/bin/python3");
+    let socket = std::path::PathBuf::from(format!("/run/subtask-test-{}.sock", std::process::id()));
+    // Needs a writable /run (root) and Python to connect as an attacker would.
+    let Ok(listener) = UnixListener::bind(&socket) else {
+        eprintln!("skipped: /run is not writable here");
+        return;
+    };
+    if !python.exists() {
+        let _ = fs::remove_file(&socket);
+        eprintln!("skipped: no /usr/bin/python3");
+        return;
+    }
+    listener.set_nonblocking(true).unwrap();
+    let target = Target::new("unix-socket");
+    let connect = format!(
+        "/usr/bin/python3 -c \"import socket; s=socket.socket(socket.AF_UNIX); \
+         s.connect('{}'); print('CONNECTED')\"",
+        socket.display()
+    );
+    let off = target.ok(&Sandbox::new(), &connect);
+    let reached_off = listener.accept().is_ok();
+    let on = target.ok(&Sandbox::new().network(Network::On), &connect);
+    let reached_on = listener.accept().is_ok();
+    let _ = fs::remove_file(&socket);
+    assert!(!off.contains("CONNECTED") && !reached_off, "{off}");
+    assert!(off.contains("No such file or directory"), "{off}");
+    assert!(on.contains("CONNECTED") && reached_on, "{on}");
+}
