@@ -13,10 +13,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
+use subtask::Runtime;
 use subtask::agent::{Agent, RunContext};
 use subtask::llm::{ScriptedModel, ScriptedTurn};
 use subtask::sandbox::{Facility, Network, Sandbox};
-use subtask::subagents::{SubagentRegistry, SubagentRun, SubagentSpec, Subagents};
+use subtask::subagents::{SubagentRegistry, SubagentRun, SubagentSpec, Subagents, Transcripts};
+use subtask::task_tool::TaskTool;
 use subtask::tools::{BashTool, ProcessGroups, Tool, ToolContext, ToolRegistry, Workspace};
 use subtask::{CancelToken, Error, ErrorKind};
 use support::{TempDir, running_with_arg, unique_sleep, watchdog};
@@ -565,4 +567,83 @@ fn a_run_gets_its_types_network_unless_the_call_says_otherwise() {
             .sandbox_for(&offline.sandbox(false), None)
             .is_confined()
     );
+}
+
+#[test]
+fn the_task_calls_network_argument_reaches_the_subagents_commands() {
+    watchdog(|| {
+        let dir = TempDir::new("task-network");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connect = format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo CONNECTED");
+        let model = Arc::new(ScriptedModel::new([]));
+        for _ in 0..2 {
+            model.push(ScriptedTurn::tool_call(
+                "bash",
+                json!({ "command": connect }),
+            ));
+            model.push(ScriptedTurn::text("done"));
+        }
+        let mut tools = ToolRegistry::new();
+        tools.register(Arc::new(BashTool::new())).unwrap();
+        let subagents = Subagents::new(model.clone(), tools).transcripts(Transcripts::Off);
+        let tool = TaskTool::new(Runtime::new().unwrap(), subagents, dir.workspace());
+        assert!(tool.parameters().to_string().contains("\"network\""));
+        let task = |network: &str| {
+            json!({"description": "connect", "prompt": "Connect.", "subagent_type": "bash",
+                   "network": network})
+        };
+        let output = tool.call_json(&task("off"));
+        assert!(!output.is_error, "{}", output.to_text());
+        let seen = model.requests()[1].last_tool_result().unwrap().to_string();
+        assert!(seen.contains("Connection refused"), "{seen}");
+        assert!(listener.accept().is_err(), "reached with network off");
+
+        let output = tool.call_json(&task("on"));
+        assert!(!output.is_error, "{}", output.to_text());
+        let seen = model.requests()[3].last_tool_result().unwrap().to_string();
+        assert!(seen.contains("CONNECTED"), "{seen}");
+        assert!(listener.accept().is_ok(), "not reached with network on");
+
+        let output = tool.call_json(&task("maybe"));
+        assert!(output.is_error);
+        assert!(
+            output.to_text().contains("`network` must be"),
+            "{}",
+            output.to_text()
+        );
+    });
+}
+
+#[test]
+fn network_off_hides_the_hosts_unix_sockets_in_run() {
+    use std::os::unix::net::UnixListener;
+    let python = std::path::Path::new("/usr/bin/python3");
+    let socket = std::path::PathBuf::from(format!("/run/subtask-test-{}.sock", std::process::id()));
+    // Needs a writable /run (root) and Python to connect as an attacker would.
+    let Ok(listener) = UnixListener::bind(&socket) else {
+        eprintln!("skipped: /run is not writable here");
+        return;
+    };
+    if !python.exists() {
+        let _ = fs::remove_file(&socket);
+        eprintln!("skipped: no /usr/bin/python3");
+        return;
+    }
+    listener.set_nonblocking(true).unwrap();
+    let target = Target::new("unix-socket");
+    let connect = format!(
+        "/usr/bin/python3 -c \"import socket; s=socket.socket(socket.AF_UNIX); \
+         s.connect('{}'); print('CONNECTED')\"",
+        socket.display()
+    );
+    let off = target.ok(&Sandbox::new(), &connect);
+    let reached_off = listener.accept().is_ok();
+    let on = target.ok(&Sandbox::new().network(Network::On), &connect);
+    let reached_on = listener.accept().is_ok();
+    let _ = fs::remove_file(&socket);
+    assert!(!off.contains("CONNECTED") && !reached_off, "{off}");
+    assert!(off.contains("No such file or directory"), "{off}");
+    assert!(on.contains("CONNECTED") && reached_on, "{on}");
 }

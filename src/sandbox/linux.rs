@@ -440,6 +440,9 @@ fn init(plan: &Plan, status_reader: RawFd, status_writer: RawFd) -> io::Result<(
     syscall_result(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) })
         .map_err(|error| fail(plan, Step::Init, error))?;
     mount_own_proc(plan);
+    if plan.new_network {
+        hide_run().map_err(|error| fail(plan, Step::Init, error))?;
+    }
     // Landlock last: a Landlock domain may not mount. Applied here, in G, so that B and
     // every process after it are confined; C (the parent's waiter) runs only this code.
     // SAFETY: the raw syscall with the ruleset fd the parent keeps open and no flags.
@@ -510,6 +513,26 @@ fn mount_own_proc(plan: &Plan) {
             0u32,
         );
         libc::close(proc);
+    }
+}
+
+/// Mounts an empty tmpfs over `/run` (in the new mount namespace): with the network off,
+/// the host's Unix sockets there (`/run/docker.sock`, D-Bus, databases) must be out of
+/// reach too, and Landlock (before ABI 8) does not check `connect` on a socket's path.
+fn hide_run() -> io::Result<()> {
+    // SAFETY: mount with static NUL-terminated strings.
+    let mounted = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            c"/run".as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            c"mode=0755,size=64k".as_ptr().cast(),
+        )
+    };
+    match syscall_result(mounted) {
+        Err(error) if error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        other => other,
     }
 }
 

@@ -12,7 +12,7 @@
 //! | read + execute | `/usr`, `/bin`, `/sbin`, `/lib*`, `/opt`, `/etc` minus secrets, [`Sandbox::allow_read`] paths | home directories, `/root`, `/tmp`, `/var`, `/run`, everything else |
 //! | read | `/proc` (the command's own PID namespace), `/sys` | |
 //! | write | the workspace, a private temporary directory (`$TMPDIR` = `$HOME`, mode 0700, removed when the command ends), `/dev/null` and friends, [`Sandbox::allow_write`] paths | everything else |
-//! | network | loopback inside the command only, unless [`Network::On`] | every other host, and servers outside the command |
+//! | network | loopback inside the command only, unless [`Network::On`] | every other host, servers outside the command, the host's Unix sockets under `/run` (an empty tmpfs hides them) |
 //! | other processes | its own | seeing the host's, `/proc/<pid>/{environ,mem,fd,…}` of any other, signals to them |
 //! | environment | `PATH`, `LANG`, `LC_*`, `TERM`, `TZ`, `USER`, `LOGNAME`, `SHELL`, [`Sandbox::pass_env`] names | everything else (API keys included) |
 //!
@@ -38,7 +38,9 @@
 //! 3. `PR_SET_NO_NEW_PRIVS` (no setuid escalation);
 //! 4. `fork`: the grandchild *G* is PID 1 of the new PID namespace. G mounts a `/proc` of
 //!    that namespace over the host's (so the command sees its own processes only, not the
-//!    host's command lines), adds it to the ruleset, then calls `landlock_restrict_self`
+//!    host's command lines) and, with the network off, an empty tmpfs over `/run` (the
+//!    host's Unix sockets: Docker, D-Bus, databases; Landlock before ABI 8 does not check
+//!    `connect` on a socket's path), adds `/proc` to the ruleset, then calls `landlock_restrict_self`
 //!    (after the mount: a Landlock domain may not mount). The domain also scopes signals
 //!    and abstract Unix sockets (ABI 6+) and, in every ABI, forbids ptrace-class access
 //!    (which `/proc/<pid>/environ`, `mem` and `fd` need) to any process outside it.
