@@ -25,9 +25,10 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use crate::Progress;
 use crate::error::{Error, ErrorKind};
 use crate::llm::{ChatModel, FunctionModel, ModelConfig};
-use crate::runtime::{Event, EventKind, Progress, Runtime, TaskStatus};
+use crate::runtime::{Event, EventKind, Runtime, TaskStatus};
 use crate::subagents::{SubagentRegistry, Subagents, Transcripts};
 use crate::task_tool::{TaskTool, TaskToolConfig};
 use crate::tools::{Tool, ToolContext, ToolRegistry, Workspace, builtin_tools};
@@ -1102,23 +1103,26 @@ fn event_json(event: &Event) -> Value {
             json["status"] = json!(status_name(*status));
             json["elapsed"] = json!(seconds(*elapsed));
         }
-        EventKind::Progress(Progress::TurnStarted { turn }) => json["turn"] = json!(turn),
-        EventKind::Progress(Progress::ModelDelta { chars }) => json["chars"] = json!(chars),
-        EventKind::Progress(Progress::ToolStarted { tool, summary }) => {
-            json["tool"] = json!(tool);
-            json["summary"] = json!(summary);
-        }
-        EventKind::Progress(Progress::ToolFinished {
-            tool,
-            summary,
-            duration,
-            is_error,
-        }) => {
-            json["tool"] = json!(tool);
-            json["summary"] = json!(summary);
-            json["duration"] = json!(seconds(*duration));
-            json["is_error"] = json!(is_error);
-        }
+        EventKind::Progress(_) => match event.kind.progress::<Progress>() {
+            Some(Progress::TurnStarted { turn }) => json["turn"] = json!(turn),
+            Some(Progress::ModelDelta { chars }) => json["chars"] = json!(chars),
+            Some(Progress::ToolStarted { tool, summary }) => {
+                json["tool"] = json!(tool);
+                json["summary"] = json!(summary);
+            }
+            Some(Progress::ToolFinished {
+                tool,
+                summary,
+                duration,
+                is_error,
+            }) => {
+                json["tool"] = json!(tool);
+                json["summary"] = json!(summary);
+                json["duration"] = json!(seconds(*duration));
+                json["is_error"] = json!(is_error);
+            }
+            _ => {}
+        },
         EventKind::Finished {
             status,
             queued_for,

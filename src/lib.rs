@@ -76,10 +76,11 @@ pub mod task_tool;
 pub mod tools;
 pub mod transcript;
 
+pub use agent::Progress;
 pub use error::{Error, ErrorKind, ProviderDetails, Result};
 pub use runtime::{
     CancelGuard, CancelReason, CancelToken, Config, Event, EventKind, JobContext, Observer,
-    Progress, RunOptions, Runtime, RuntimeBuilder, Stats, TaskHandle, TaskId, TaskSnapshot,
+    ProgressReport, RunOptions, Runtime, RuntimeBuilder, Stats, TaskHandle, TaskId, TaskSnapshot,
     TaskStatus, TimeoutKind,
 };
 pub use script::{Task, task};

@@ -59,8 +59,9 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
 
+use crate::Progress;
 use crate::error::Error;
-use crate::runtime::{CancelToken, Event, EventKind, Progress, TaskId, panic_message};
+use crate::runtime::{CancelToken, Event, EventKind, TaskId, panic_message};
 use crate::subagents::TASK_TOOL;
 use crate::task_tool::{CallOptions, TaskOutput, TaskTool};
 
@@ -670,19 +671,22 @@ impl Reporter {
                 task.since = event.at;
                 return Some(format!("{}: started", event.label));
             }
-            EventKind::Progress(Progress::ToolStarted { tool, summary }) => {
-                task.tools += 1;
-                format!("{tool} {summary}")
-            }
-            EventKind::Progress(Progress::ToolFinished {
-                tool,
-                summary,
-                is_error,
-                ..
-            }) => format!(
-                "{tool} {summary} {}",
-                if *is_error { "failed" } else { "done" }
-            ),
+            EventKind::Progress(_) => match event.kind.progress::<Progress>() {
+                Some(Progress::ToolStarted { tool, summary }) => {
+                    task.tools += 1;
+                    format!("{tool} {summary}")
+                }
+                Some(Progress::ToolFinished {
+                    tool,
+                    summary,
+                    is_error,
+                    ..
+                }) => format!(
+                    "{tool} {summary} {}",
+                    if *is_error { "failed" } else { "done" }
+                ),
+                _ => return None,
+            },
             EventKind::Heartbeat { status, .. } => status.to_string(),
             EventKind::Finished { status, .. } => status.to_string(),
             _ => return None,
@@ -776,7 +780,7 @@ mod tests {
         let (reporter, sent) = new_reporter();
         let tool = |done: bool| {
             let (tool, summary) = ("grep".to_string(), "'TODO'".to_string());
-            EventKind::Progress(if done {
+            EventKind::Progress(Arc::new(if done {
                 Progress::ToolFinished {
                     tool,
                     summary,
@@ -785,13 +789,13 @@ mod tests {
                 }
             } else {
                 Progress::ToolStarted { tool, summary }
-            })
+            }))
         };
         reporter.report(&event(&task, tool(false)));
         reporter.report(&event(&task, tool(true)));
         reporter.report(&event(
             &task,
-            EventKind::Progress(Progress::TurnStarted { turn: 2 }),
+            EventKind::Progress(Arc::new(Progress::TurnStarted { turn: 2 })),
         ));
         reporter.report(&event(&task, tool(false)));
         reporter.report(&event(

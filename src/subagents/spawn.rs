@@ -7,12 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Hooks, SubagentRegistry, SubagentSpec, SubagentStart, SubagentStop};
-use crate::agent::{Agent, AgentLimits, AgentResult, AgentStop, RunContext};
+use crate::agent::{Agent, AgentLimits, AgentResult, AgentStop, Progress, RunContext};
 use crate::error::{Error, ErrorKind};
 use crate::llm::{ChatModel, Message, ModelConfig};
-use crate::runtime::{
-    CancelToken, Observer, Progress, RunOptions, Runtime, TaskHandle, panic_message,
-};
+use crate::runtime::{CancelToken, Observer, RunOptions, Runtime, TaskHandle, panic_message};
 use crate::tools::{ToolRegistry, Workspace};
 use crate::transcript::{DEFAULT_TRANSCRIPT_DIR, TranscriptStore};
 
