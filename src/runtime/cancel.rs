@@ -235,8 +235,11 @@ impl CancelToken {
     /// already is). Dropping the returned guard unregisters it, so an action that kills a
     /// child process is forgotten once that process has been reaped.
     ///
-    /// Actions run on the thread that trips the token, one after another: keep them short
-    /// (send a signal, shut a socket down). A panicking action is logged and skipped.
+    /// Actions run on the thread that trips the token, one after another: the host's thread
+    /// for a cancel, the runtime's janitor thread for a timeout (never its timer or dispatch
+    /// threads). Keep them short (send a signal, shut a socket down): a blocking action delays
+    /// the actions of other timed-out tasks, though not their ending. A panicking action is
+    /// logged and skipped.
     ///
     /// A token past its deadline that nobody has tripped yet does not run its actions; the
     /// runtime trips every task's token when the deadline passes.

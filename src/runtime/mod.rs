@@ -144,6 +144,10 @@ impl Runtime {
     /// The job is `'static` because an abandoned job (handle dropped, caller timed out) may
     /// outlive the call that submitted it.
     ///
+    /// Panics in the job, and in the `Drop` of its captures and of a value nobody reads, are
+    /// caught. Rust itself aborts the process when a `Drop` panics while the job is already
+    /// unwinding from a panic; no runtime can catch that.
+    ///
     /// # Errors
     ///
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a zero timeout in `options`;

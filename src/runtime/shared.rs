@@ -242,11 +242,21 @@ impl Shared {
         T: Send + 'static,
         F: FnOnce(&JobContext<'_>) -> Result<T, Error> + Send + 'static,
     {
-        let limits = self.config.limits_for(&options)?;
-        if self.closing.load(Ordering::Relaxed) {
-            return Err(shut_down_error());
-        }
-        self.admit()?;
+        let admitted = self.config.limits_for(&options).and_then(|limits| {
+            if self.closing.load(Ordering::Relaxed) {
+                return Err(shut_down_error());
+            }
+            self.admit().map(|()| limits)
+        });
+        let limits = match admitted {
+            Ok(limits) => limits,
+            Err(error) => {
+                // A refused job is the caller's, but its captures' `Drop` must not unwind
+                // out of `submit` either.
+                drop_quietly(job);
+                return Err(error);
+            }
+        };
         let value = Arc::new(Mutex::new(None::<T>));
         let cell = value.clone();
         let runner: Runner = Box::new(move |context: &JobContext<'_>| {
