@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
@@ -24,12 +24,16 @@ use super::events::{EventKind, Observer, ProgressReport};
 use super::handle::{JobContext, TaskHandle};
 use super::janitor::{self, Chore, Janitor};
 use super::pool::Crew;
-use super::record::{Record, Runner, Start};
+use super::record::{Record, Runner};
 use super::task::{Counters, Stats, TaskId, TaskSnapshot, TaskStatus, TimeoutKind, sanitize_label};
 use super::time::{self, deadline_after};
 use super::timer::{Timer, Wake};
 use super::{CancelReason, Config, RunOptions, drop_quietly, panic_message};
 use crate::error::{Error, ErrorKind};
+use lifecycle::Drain;
+
+mod execution;
+mod lifecycle;
 
 /// The state behind every handle of one runtime.
 pub(crate) struct Shared {
@@ -71,14 +75,6 @@ struct Crews {
     executors: Crew,
     janitor: Crew,
     mailboxes: Crew,
-}
-
-/// Where the stopping and joining of the threads stands.
-enum Drain {
-    NotStarted,
-    /// One caller is stopping and joining them; the others wait for its result.
-    Running,
-    Done(Result<(), Error>),
 }
 
 /// The execution threads' work queue. Lock order: `slots`, then a record's lock.
@@ -446,134 +442,6 @@ impl Shared {
         )
     }
 
-    /// Scheduler thread: hands the task to a free execution thread, or queues it (in
-    /// submission order) and arms its queue deadline. Never waits on a run, runs no user code.
-    fn place(self: &Arc<Self>, record: Arc<Record>) {
-        let mut slots = self.slots.lock();
-        if slots.free > 0 {
-            if record.status() != TaskStatus::Pending {
-                return; // ended (cancelled, timed out) before it was placed
-            }
-            slots.free -= 1;
-            drop(slots);
-            if let Err(error) = self.to_executors.send(Some(record)) {
-                // The execution threads have stopped (shutdown): nobody will run it.
-                let record = error.into_inner().expect("a task was sent");
-                self.cancel_task(&record, "because the runtime shut down");
-            }
-            return;
-        }
-        if !record.enqueue(self) {
-            return;
-        }
-        let position = slots
-            .waiting
-            .iter()
-            .rposition(|queued| queued.seq < record.seq)
-            .map_or(0, |before| before + 1);
-        slots.waiting.insert(position, record);
-    }
-
-    /// An execution thread: runs what it is handed, then whatever waits, until nothing does.
-    fn execute(self: &Arc<Self>, slot: usize, tasks: &Receiver<Option<Arc<Record>>>) {
-        let _thread = OnRuntimeThread::enter(self, Some(slot));
-        while let Ok(Some(first)) = tasks.recv() {
-            let mut next = Some(first);
-            while let Some(record) = next {
-                // `run` holds every unwind point in guards; this is the sentinel that keeps
-                // the slot even through a bug in the runtime itself.
-                if let Err(panic) =
-                    catch_unwind(AssertUnwindSafe(|| self.run(&record, slot, false)))
-                {
-                    log::error!(
-                        "subtask's execution thread caught a panic outside a job (a bug, \
-                         please report it): {}",
-                        panic_message(panic.as_ref())
-                    );
-                    drop_quietly(panic);
-                }
-                drop(record);
-                next = {
-                    let mut slots = self.slots.lock();
-                    let next = slots.waiting.pop_front();
-                    match &next {
-                        Some(record) => record.dequeued(),
-                        None => slots.free += 1,
-                    }
-                    next
-                };
-            }
-        }
-    }
-
-    /// Starts the task on this thread (execution thread `slot`) and runs its job. `inline`:
-    /// a waiting parent runs its queued child on its own thread.
-    pub(super) fn run(self: &Arc<Self>, record: &Arc<Record>, slot: usize, inline: bool) {
-        let now = Instant::now();
-        let (runner, deadline) = match record.start(self, now, inline) {
-            Start::Running(runner, deadline) => (runner, deadline),
-            Start::Ended => return,
-            Start::Expired(limit) => {
-                self.time_out(record, limit, now, Ender::Other);
-                return;
-            }
-        };
-        let _deadline = self.timer.running(slot, record, deadline);
-        let context = JobContext::new(self, record);
-        let outcome = catch_unwind(AssertUnwindSafe(|| runner(&context)));
-        if let Err(panic) = outcome {
-            // Only the runner's own bookkeeping can get here (the job runs in its own
-            // catch_unwind); the value it held has been dropped by the unwind.
-            log::error!(
-                "task {}: the runtime's wrapper panicked: {}",
-                record.id,
-                panic_message(panic.as_ref())
-            );
-            drop_quietly(panic);
-        }
-        if !context.completed() {
-            // The guard's part: the job's thread is released and `Finished` posted whatever
-            // happened above.
-            let error = Error::new(
-                ErrorKind::Internal,
-                format!(
-                    "task {} ended without a result; this is a bug in subtask, please report it",
-                    record.id
-                ),
-            );
-            self.complete(record, Some(error));
-        }
-    }
-
-    /// The job returned (`error` is `None` for a value): end the task with its outcome unless
-    /// it already ended, and release the job's thread. Returns whether the value is taken
-    /// (the task completed); otherwise the caller drops it.
-    pub(super) fn complete(self: &Arc<Self>, record: &Arc<Record>, error: Option<Error>) -> bool {
-        let now = Instant::now();
-        let status = match error {
-            None => TaskStatus::Completed,
-            Some(_) => TaskStatus::Failed,
-        };
-        let ending = record.end(self, status, error, now, true);
-        if !ending.won {
-            log::info!(
-                "task {} returned after it ended ({}); its result is discarded",
-                record.id,
-                ending.status
-            );
-            return false;
-        }
-        if let TaskStatus::TimedOut(limit) = ending.status {
-            log::info!(
-                "task {} returned after its {limit} deadline; its result is discarded",
-                record.id
-            );
-            record.token.trip(CancelReason::TimedOut(limit));
-            return false;
-        }
-        ending.status == TaskStatus::Completed
-    }
-
     /// Ends a task from outside its job (cancel, timeout, shutdown, dropped handle): writes
     /// the terminal status (the caller wakes with `error`), then trips its token and drops a
     /// job that never ran — on the janitor thread when the timer ends it. Returns `false` if
@@ -606,48 +474,6 @@ impl Shared {
             }
         }
         true
-    }
-
-    /// Takes an ended task out of the slot queue, if it waits there.
-    fn unqueue(&self, record: &Record) {
-        let removed = {
-            let mut slots = self.slots.lock();
-            let position = slots
-                .waiting
-                .iter()
-                .position(|queued| queued.seq == record.seq);
-            let removed = position.and_then(|position| slots.waiting.remove(position));
-            if removed.is_some() {
-                record.dequeued();
-            }
-            removed
-        };
-        drop(removed);
-    }
-
-    /// A caller waiting on an execution thread found its task in the slot queue: takes it
-    /// out so the caller can run it. False if a thread took it first.
-    pub(super) fn steal(&self, record: &Record) -> bool {
-        let mut slots = self.slots.lock();
-        let Some(position) = slots
-            .waiting
-            .iter()
-            .position(|queued| queued.seq == record.seq)
-        else {
-            return false;
-        };
-        if let Some(stolen) = slots.waiting.remove(position) {
-            stolen.dequeued();
-        }
-        true
-    }
-
-    /// The execution thread this thread is, if it is one of this runtime's.
-    pub(super) fn current_slot(&self) -> Option<usize> {
-        let thread = RUNTIME_THREAD.with(Cell::get);
-        (thread.shared == self as *const Shared as usize)
-            .then_some(thread.slot)
-            .flatten()
     }
 
     fn on_own_thread(&self) -> bool {
@@ -754,120 +580,6 @@ impl Shared {
             time::human(elapsed)
         );
         record.post_live(self, |status| EventKind::Heartbeat { status, elapsed });
-    }
-
-    /// Refuses new tasks and cancels every live one. Idempotent.
-    fn close(self: &Arc<Self>) {
-        self.closing.store(true, Ordering::SeqCst);
-        let live = {
-            let mut registry = self.registry.lock();
-            registry.closed = true;
-            registry.tasks.values().cloned().collect::<Vec<_>>()
-        };
-        for record in &live {
-            self.end_task(
-                record,
-                TaskStatus::Cancelled,
-                CancelReason::Shutdown,
-                Error::new(
-                    ErrorKind::Cancelled,
-                    format!(
-                        "task {} was cancelled because the runtime shut down",
-                        record.id
-                    ),
-                ),
-                Ender::Other,
-            );
-        }
-    }
-
-    /// `Runtime::shutdown`: closes, then (unless called on one of the runtime's own threads)
-    /// stops and joins every thread — once: a concurrent or later call waits for the first
-    /// one's result and returns it.
-    pub(super) fn shutdown(self: &Arc<Self>, grace: Duration) -> Result<(), Error> {
-        let started = Instant::now();
-        self.close();
-        if self.on_own_thread() {
-            log::debug!("shutdown called from a runtime thread: not waiting for jobs");
-            return Ok(());
-        }
-        self.drain(deadline_after(started, grace), grace)
-    }
-
-    /// The last handle went. On a runtime thread (a job held it), the threads are told to stop
-    /// and left to exit on their own: none can join itself.
-    pub(super) fn release(self: &Arc<Self>) {
-        if !self.on_own_thread() {
-            if let Err(error) = self.shutdown(self.config.shutdown_grace()) {
-                log::warn!("{error}");
-            }
-            return;
-        }
-        self.close();
-        let mut drain = self.drain.lock();
-        if matches!(*drain, Drain::NotStarted) {
-            *drain = Drain::Done(Ok(()));
-            drop(drain);
-            self.stop_threads();
-            log::debug!("last runtime handle dropped on a runtime thread: threads detached");
-        }
-    }
-
-    fn drain(&self, deadline: Instant, grace: Duration) -> Result<(), Error> {
-        {
-            let mut drain = self.drain.lock();
-            loop {
-                match &*drain {
-                    Drain::NotStarted => break,
-                    Drain::Running => self.drained.wait(&mut drain),
-                    Drain::Done(result) => return result.clone(),
-                }
-            }
-            *drain = Drain::Running;
-        }
-        let result = self.stop_and_join(deadline, grace);
-        *self.drain.lock() = Drain::Done(result.clone());
-        self.drained.notify_all();
-        result
-    }
-
-    /// Tells every thread to stop after what it has in hand.
-    fn stop_threads(&self) {
-        self.timer.stop();
-        for _ in 0..self.crews.schedulers.len() {
-            let _ = self.to_schedulers.send(None);
-        }
-        for _ in 0..self.crews.executors.len() {
-            let _ = self.to_executors.send(None);
-        }
-        self.janitor.send(Chore::Stop);
-        self.delivery.stop();
-    }
-
-    /// Stops every thread and joins it, all by one deadline. Execution threads exit as their
-    /// jobs return (at once for cooperative ones); the janitor and the mailboxes then finish
-    /// the cancel actions and events those jobs set off.
-    fn stop_and_join(&self, deadline: Instant, grace: Duration) -> Result<(), Error> {
-        let started = Instant::now();
-        self.stop_threads();
-        self.crews.timer.join_until(deadline);
-        self.crews.schedulers.join_until(deadline);
-        let stuck = self.crews.executors.join_until(deadline);
-        self.crews.janitor.join_until(deadline);
-        self.crews.mailboxes.join_until(deadline);
-        if stuck > 0 {
-            return Err(Error::timeout(
-                TimeoutKind::Execution,
-                format!(
-                    "shutdown: {stuck} job(s) ignore cancellation and still hold execution \
-                     threads after {}; they finish on their own and their results are \
-                     discarded",
-                    time::human(grace)
-                ),
-            ));
-        }
-        log::debug!("runtime shut down in {}", time::human(started.elapsed()));
-        Ok(())
     }
 
     /// Whether every thread has been joined (for tests).
