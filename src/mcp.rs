@@ -555,7 +555,7 @@ fn error(id: &Value, code: i64, message: &str) -> Value {
 
 /// The way to the output. Every message passes through one lock, in the order it is
 /// written, to a writer thread that does the I/O: a slow client never holds up a worker, the
-/// reader, or the runtime's scheduler threads (which run the progress observers).
+/// reader, or the mailbox thread that runs the progress observer.
 struct Writer {
     /// `None` once the session has ended: a late event of a run that ignored cancellation
     /// writes nothing.

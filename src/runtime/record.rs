@@ -148,6 +148,9 @@ impl Record {
 
     /// Posts `Queued`: called once, by `submit`, before anybody else can see the record.
     pub(crate) fn admitted(&self, shared: &Shared) {
+        if !self.observed {
+            return;
+        }
         let state = self.state.lock();
         self.post(shared, &state, EventKind::Queued);
     }
