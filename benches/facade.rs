@@ -1,9 +1,12 @@
 //! Latency and throughput of the runtime's facade (`Runtime::run` / `submit`), on the
 //! default pools unless a metric says otherwise.
 //!
-//! `cargo bench --bench facade` prints a table with each figure next to its target;
-//! `cargo bench --bench facade -- --json` prints one JSON object on stdout and nothing else
-//! (progress goes to stderr). Other arguments (cargo adds `--bench`) are ignored.
+//! `cargo bench --bench facade` prints a table with each figure next to its target, then the
+//! same three measurements (wake latency, round trip, throughput) taken in the same run on
+//! Python's `concurrent.futures.ThreadPoolExecutor` by `benches/python_peer.py`, side by side
+//! with the ratios and their targets. `cargo bench --bench facade -- --json` prints one JSON
+//! object on stdout and nothing else (progress goes to stderr); `--no-python` skips the peer.
+//! Other arguments (cargo adds `--bench`) are ignored.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -36,6 +39,7 @@ const LATCH_LIMIT: Duration = Duration::from_secs(10);
 
 fn main() {
     let json = std::env::args().skip(1).any(|arg| arg == "--json");
+    let with_python = !std::env::args().skip(1).any(|arg| arg == "--no-python");
     let runtime = || {
         Runtime::builder()
             .build()
@@ -55,6 +59,12 @@ fn main() {
     let cascade = cascade(&runtime());
     progress("slot recovery");
     let recovery = Samples::new(slot_recovery(&runtime()));
+    let python = if with_python {
+        progress("the same on Python's ThreadPoolExecutor (benches/python_peer.py)");
+        Some(python_peer(config.execution_threads()))
+    } else {
+        None
+    };
 
     let report = Report {
         pools: format!(
@@ -63,12 +73,14 @@ fn main() {
             config.execution_threads(),
             config.poll_interval()
         ),
+        workers: config.execution_threads().to_string(),
         cores: thread::available_parallelism().map_or(0, |n| n.get()),
         wake,
         roundtrip,
         throughput,
         cascade,
         recovery,
+        python,
     };
     if json {
         println!("{}", report.json());
@@ -313,9 +325,71 @@ impl Latch {
     }
 }
 
+/// The peer's figures, or why there are none.
+type Peer = Result<PythonFigures, String>;
+
+struct PythonFigures {
+    version: String,
+    wake_p50_us: f64,
+    wake_p99_us: f64,
+    roundtrip_p50_us: f64,
+    roundtrip_p99_us: f64,
+    throughput_per_s: f64,
+}
+
+/// Runs `benches/python_peer.py` with the same sample counts and as many workers as the
+/// runtime has execution threads. A missing or failing `python3` is reported, not fatal.
+fn python_peer(workers: usize) -> Peer {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python_peer.py");
+    let output = std::process::Command::new("python3")
+        .arg(script)
+        .args(["--workers", &workers.to_string()])
+        .args(["--wake", &WAKE_SAMPLES.to_string()])
+        .args(["--roundtrip", &ROUNDTRIP_SAMPLES.to_string()])
+        .args(["--roundtrip-warmup", &ROUNDTRIP_WARMUP.to_string()])
+        .args(["--callers", &THROUGHPUT_CALLERS.to_string()])
+        .args(["--jobs-per-caller", &THROUGHPUT_JOBS_PER_CALLER.to_string()])
+        .args([
+            "--throughput-warmup",
+            &THROUGHPUT_WARMUP_PER_CALLER.to_string(),
+        ])
+        .output()
+        .map_err(|error| format!("could not run python3 {script}: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "python3 {script} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|error| format!("python3 {script} printed no JSON: {error}"))?;
+    let number = |key: &str| {
+        value[key]
+            .as_f64()
+            .ok_or_else(|| format!("python3 {script} printed no {key}"))
+    };
+    Ok(PythonFigures {
+        version: value["python"].as_str().unwrap_or("?").to_string(),
+        wake_p50_us: number("wake_latency_us_p50")?,
+        wake_p99_us: number("wake_latency_us_p99")?,
+        roundtrip_p50_us: number("roundtrip_us_p50")?,
+        roundtrip_p99_us: number("roundtrip_us_p99")?,
+        throughput_per_s: number("throughput_per_s")?,
+    })
+}
+
+/// Targets as ratios to Python's figures in the same run (issue 11).
+const ROUNDTRIP_P50_RATIO_TARGET: f64 = 0.6;
+const WAKE_P50_RATIO_TARGET: f64 = 0.3;
+const THROUGHPUT_RATIO_TARGET: f64 = 5.0;
+
 struct Report {
+    python: Option<Peer>,
     /// The pools every metric ran on.
     pools: String,
+    /// Python's worker count (the runtime's execution threads).
+    workers: String,
     cores: usize,
     wake: Samples,
     roundtrip: Samples,
@@ -332,13 +406,29 @@ const RECOVERY_P99_TARGET_MS: f64 = 5.0;
 
 impl Report {
     fn json(&self) -> String {
-        format!(
+        let python = match &self.python {
+            Some(Ok(peer)) => format!(
+                concat!(
+                    ",\"python\":{{\"version\":\"{}\",\"wake_latency_us_p50\":{:.1},",
+                    "\"wake_latency_us_p99\":{:.1},\"roundtrip_us_p50\":{:.1},",
+                    "\"roundtrip_us_p99\":{:.1},\"throughput_per_s\":{:.0}}}"
+                ),
+                peer.version,
+                peer.wake_p50_us,
+                peer.wake_p99_us,
+                peer.roundtrip_p50_us,
+                peer.roundtrip_p99_us,
+                peer.throughput_per_s,
+            ),
+            _ => String::new(),
+        };
+        let rust = format!(
             concat!(
                 "{{\"wake_latency_us_p50\":{:.1},\"wake_latency_us_p99\":{:.1},",
                 "\"roundtrip_us_p50\":{:.1},\"roundtrip_us_p99\":{:.1},",
                 "\"throughput_per_s\":{:.0},\"cascade_never_started\":{},",
                 "\"slot_recovery_ms_p50\":{:.3},\"slot_recovery_ms_p99\":{:.3},",
-                "\"cores\":{}}}"
+                "\"cores\":{}"
             ),
             self.wake.micros(50),
             self.wake.micros(99),
@@ -349,7 +439,93 @@ impl Report {
             self.recovery.millis(50),
             self.recovery.millis(99),
             self.cores,
-        )
+        );
+        format!("{rust}{python}}}")
+    }
+
+    /// subtask beside Python's ThreadPoolExecutor, with the ratios and their targets.
+    fn comparison(&self) -> String {
+        let peer = match &self.python {
+            None => return String::new(),
+            Some(Err(why)) => return format!("\nPython peer: not measured: {why}\n"),
+            Some(Ok(peer)) => peer,
+        };
+        let mut out = format!(
+            "\nsame run, Python {} concurrent.futures.ThreadPoolExecutor({} workers), \
+             benches/python_peer.py:\n{:<20} {:>14} {:>14} {:>8}   {:<8} {}\n",
+            peer.version,
+            self.pools_workers(),
+            "metric",
+            "subtask",
+            "python",
+            "ratio",
+            "target",
+            "ok"
+        );
+        let mut row =
+            |metric: &str, ours: f64, theirs: f64, unit: &str, target: Option<(f64, bool)>| {
+                let ratio = ours / theirs;
+                let (target, ok) = match target {
+                    Some((limit, at_most)) => {
+                        let met = if at_most {
+                            ratio <= limit
+                        } else {
+                            ratio >= limit
+                        };
+                        (
+                            format!("{} {limit}×", if at_most { "≤" } else { "≥" }),
+                            if met { "✓" } else { "✗" },
+                        )
+                    }
+                    None => (String::new(), ""),
+                };
+                out.push_str(&format!(
+                    "{metric:<20} {:>14} {:>14} {:>7.2}×   {target:<8} {ok}\n",
+                    format!("{ours:.1} {unit}"),
+                    format!("{theirs:.1} {unit}"),
+                    ratio
+                ));
+            };
+        row(
+            "round trip p50",
+            self.roundtrip.micros(50),
+            peer.roundtrip_p50_us,
+            "µs",
+            Some((ROUNDTRIP_P50_RATIO_TARGET, true)),
+        );
+        row(
+            "round trip p99",
+            self.roundtrip.micros(99),
+            peer.roundtrip_p99_us,
+            "µs",
+            None,
+        );
+        row(
+            "wake latency p50",
+            self.wake.micros(50),
+            peer.wake_p50_us,
+            "µs",
+            Some((WAKE_P50_RATIO_TARGET, true)),
+        );
+        row(
+            "wake latency p99",
+            self.wake.micros(99),
+            peer.wake_p99_us,
+            "µs",
+            None,
+        );
+        row(
+            "throughput",
+            self.throughput.per_second(),
+            peer.throughput_per_s,
+            "/s",
+            Some((THROUGHPUT_RATIO_TARGET, false)),
+        );
+        out
+    }
+
+    fn pools_workers(&self) -> &str {
+        &self.workers
     }
 
     fn table(&self) -> String {
@@ -420,8 +596,10 @@ impl Report {
         format!(
             "subtask facade benchmark\n\
              reproduce: cargo bench --bench facade   (JSON: cargo bench --bench facade -- --json)\n\
-             cores: {} (available_parallelism); default pools: {}\n\n{out}",
-            self.cores, self.pools
+             cores: {} (available_parallelism); default pools: {}\n\n{out}{}",
+            self.cores,
+            self.pools,
+            self.comparison()
         )
     }
 }

@@ -118,14 +118,17 @@ fn print_event(started: Instant, event: &Event) {
     let at = started.elapsed().as_secs_f64();
     let line = match &event.kind {
         EventKind::Started { .. } => format!("{} started", event.task),
-        EventKind::Progress(Progress::ToolStarted { tool, summary }) => {
-            format!("{}   {tool} {summary}", event.task)
-        }
-        EventKind::Progress(Progress::ToolFinished {
-            tool,
-            is_error: true,
-            ..
-        }) => format!("{}   {tool} failed", event.task),
+        EventKind::Progress(_) => match event.kind.progress::<Progress>() {
+            Some(Progress::ToolStarted { tool, summary }) => {
+                format!("{}   {tool} {summary}", event.task)
+            }
+            Some(Progress::ToolFinished {
+                tool,
+                is_error: true,
+                ..
+            }) => format!("{}   {tool} failed", event.task),
+            _ => return,
+        },
         EventKind::Heartbeat { elapsed, .. } => {
             format!(
                 "{} still working ({:.1} s)",

@@ -184,9 +184,10 @@ typedef int32_t (*subtask_tool_callback)(void *user_data,
  * `summary`, `duration`, `is_error`) and `finished` (`status`, `queued_for`, `ran_for`,
  * `error`); times are in seconds. `task` is the id `subtask_cancel` takes.
  *
- * Threads: called on the runtime's scheduler threads, never on the thread that called
- * `subtask_task`. One task's events arrive in order, one at a time; events of different
- * tasks may arrive at once on different threads. It must return quickly, must not unwind
+ * Threads: called on a thread of the runtime's that exists for this callback alone (its
+ * mailbox), never on the thread that called `subtask_task` and never on a thread that
+ * dispatches or runs tasks, so a slow callback (one waiting for Python's GIL) delays only
+ * its own events. Events arrive one at a time, each task's in order. It must not unwind
  * into subtask and must not free the runtime.
  */
 typedef void (*subtask_event_callback)(void *user_data, const char *event_json);

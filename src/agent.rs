@@ -16,11 +16,80 @@ use crate::llm::{
     ChatModel, ChatRequest, ContentBlock, DEFAULT_MAX_TOKENS, Delta, Message, Role, ToolInput,
     ToolResult, ToolUse, Usage,
 };
-use crate::runtime::{CancelReason, CancelToken, Progress};
+use crate::runtime::{CancelReason, CancelToken, ProgressReport};
 use crate::sandbox::Sandbox;
 use crate::subagents::KeptWorktree;
 use crate::tools::{ProcessGroups, ToolContext, ToolRegistry, Workspace, validate};
 use crate::transcript::{Entry, Transcript};
+
+/// An agent run's progress: the report the agent loop gives its host (through
+/// [`RunContext::progress`]) and that a subagent task emits as the runtime's
+/// [`EventKind::Progress`](crate::EventKind::Progress) (read it with
+/// `event.kind.progress::<Progress>()`).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Progress {
+    /// A turn (one model call and the tool calls it asks for) begins.
+    TurnStarted {
+        /// 1 for the first turn.
+        turn: u32,
+    },
+    /// The model is streaming its answer (throttled: a few per second at most).
+    ModelDelta {
+        /// Characters of text and tool arguments received so far this turn.
+        chars: usize,
+    },
+    /// A tool call begins.
+    ToolStarted {
+        /// The tool.
+        tool: String,
+        /// A short summary of its arguments, e.g. `'TODO' in src/`.
+        summary: String,
+    },
+    /// A tool call ended.
+    ToolFinished {
+        /// The tool.
+        tool: String,
+        /// The same summary as at its start.
+        summary: String,
+        /// How long it ran.
+        duration: Duration,
+        /// Whether it failed (the model got an error result).
+        is_error: bool,
+    },
+}
+
+impl ProgressReport for Progress {
+    /// `turn`, `delta`, `tool` or `tool done`.
+    fn name(&self) -> &'static str {
+        match self {
+            Progress::TurnStarted { .. } => "turn",
+            Progress::ModelDelta { .. } => "delta",
+            Progress::ToolStarted { .. } => "tool",
+            Progress::ToolFinished { .. } => "tool done",
+        }
+    }
+}
+
+impl std::fmt::Display for Progress {
+    /// `turn 2`, `1200 characters`, `grep 'TODO' in src/`, `grep 'TODO' in src/: ok in 40 ms`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Progress::TurnStarted { turn } => write!(f, "turn {turn}"),
+            Progress::ModelDelta { chars } => write!(f, "{chars} characters"),
+            Progress::ToolStarted { tool, summary } => write!(f, "{tool} {summary}"),
+            Progress::ToolFinished {
+                tool,
+                summary,
+                duration,
+                is_error,
+            } => {
+                let outcome = if *is_error { "failed" } else { "ok" };
+                write!(f, "{tool} {summary}: {outcome} in {duration:.1?}")
+            }
+        }
+    }
+}
 
 /// Turns a run may take, by default.
 pub const DEFAULT_MAX_TURNS: u32 = 50;

@@ -25,9 +25,10 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use crate::Progress;
 use crate::error::{Error, ErrorKind};
 use crate::llm::{ChatModel, FunctionModel, ModelConfig};
-use crate::runtime::{Event, EventKind, Progress, Runtime, TaskStatus};
+use crate::runtime::{Event, EventKind, Runtime, TaskStatus};
 use crate::subagents::{SubagentRegistry, Subagents, Transcripts, trust_project_from_env};
 use crate::task_tool::{TaskTool, TaskToolConfig};
 use crate::tools::{Tool, ToolContext, ToolRegistry, Workspace, builtin_tools};
@@ -159,9 +160,10 @@ pub type subtask_model_callback = Option<
 /// `summary`, `duration`, `is_error`) and `finished` (`status`, `queued_for`, `ran_for`,
 /// `error`); times are in seconds. `task` is the id `subtask_cancel` takes.
 ///
-/// Threads: called on the runtime's scheduler threads, never on the thread that called
-/// `subtask_task`. One task's events arrive in order, one at a time; events of different
-/// tasks may arrive at once on different threads. It must return quickly, must not unwind
+/// Threads: called on a thread of the runtime's that exists for this callback alone (its
+/// mailbox), never on the thread that called `subtask_task` and never on a thread that
+/// dispatches or runs tasks, so a slow callback (one waiting for Python's GIL) delays only
+/// its own events. Events arrive one at a time, each task's in order. It must not unwind
 /// into subtask and must not free the runtime.
 pub type subtask_event_callback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, event_json: *const c_char)>;
@@ -1120,23 +1122,26 @@ fn event_json(event: &Event) -> Value {
             json["status"] = json!(status_name(*status));
             json["elapsed"] = json!(seconds(*elapsed));
         }
-        EventKind::Progress(Progress::TurnStarted { turn }) => json["turn"] = json!(turn),
-        EventKind::Progress(Progress::ModelDelta { chars }) => json["chars"] = json!(chars),
-        EventKind::Progress(Progress::ToolStarted { tool, summary }) => {
-            json["tool"] = json!(tool);
-            json["summary"] = json!(summary);
-        }
-        EventKind::Progress(Progress::ToolFinished {
-            tool,
-            summary,
-            duration,
-            is_error,
-        }) => {
-            json["tool"] = json!(tool);
-            json["summary"] = json!(summary);
-            json["duration"] = json!(seconds(*duration));
-            json["is_error"] = json!(is_error);
-        }
+        EventKind::Progress(_) => match event.kind.progress::<Progress>() {
+            Some(Progress::TurnStarted { turn }) => json["turn"] = json!(turn),
+            Some(Progress::ModelDelta { chars }) => json["chars"] = json!(chars),
+            Some(Progress::ToolStarted { tool, summary }) => {
+                json["tool"] = json!(tool);
+                json["summary"] = json!(summary);
+            }
+            Some(Progress::ToolFinished {
+                tool,
+                summary,
+                duration,
+                is_error,
+            }) => {
+                json["tool"] = json!(tool);
+                json["summary"] = json!(summary);
+                json["duration"] = json!(seconds(*duration));
+                json["is_error"] = json!(is_error);
+            }
+            _ => {}
+        },
         EventKind::Finished {
             status,
             queued_for,

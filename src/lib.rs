@@ -40,13 +40,14 @@
 //!
 //! ## Threads
 //!
-//! A runtime owns `scheduler_threads` (4) + `execution_threads` (8) pool threads and one
-//! timer thread. [`Runtime`] is a cheap handle: clones share them. Scheduler threads never
+//! A runtime owns `scheduler_threads` (4) + `execution_threads` (8) pool threads, one timer
+//! thread, one janitor thread, and one mailbox thread per observer (plus one for per-call
+//! observers). [`Runtime`] is a cheap handle: clones share them. Scheduler threads never
 //! wait on a run, so all execution threads can be busy at once. Dropping the last handle (or
 //! calling [`Runtime::shutdown`]) cancels every task and waits a bounded grace time for the
-//! jobs to return. Observers run on scheduler threads, cancel actions on the thread that
-//! cancels (the timer thread for a timeout), both without any runtime lock held; a panic in
-//! either is logged, never propagated.
+//! jobs to return. Observers run on mailbox threads of their own, cancel actions on the
+//! thread that cancels (the janitor thread for a timeout), both without any runtime lock
+//! held; a panic in either is logged, never propagated.
 //!
 //! ## Log levels
 //!
@@ -77,10 +78,11 @@ pub mod task_tool;
 pub mod tools;
 pub mod transcript;
 
+pub use agent::Progress;
 pub use error::{Error, ErrorKind, ProviderDetails, Result};
 pub use runtime::{
     CancelGuard, CancelReason, CancelToken, Config, Event, EventKind, JobContext, Observer,
-    Progress, RunOptions, Runtime, RuntimeBuilder, Stats, TaskHandle, TaskId, TaskSnapshot,
+    ProgressReport, RunOptions, Runtime, RuntimeBuilder, Stats, TaskHandle, TaskId, TaskSnapshot,
     TaskStatus, TimeoutKind, WeakRuntime,
 };
 pub use script::{Task, task};

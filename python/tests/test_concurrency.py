@@ -80,7 +80,7 @@ def test_cancel_from_another_thread(make_runtime: Any) -> None:
     started = threading.Event()
 
     def on_event(event: Dict[str, Any]) -> None:
-        if event["kind"] == "started":  # delivered on a scheduler thread, maybe late
+        if event["kind"] == "started":  # delivered on the callback's mailbox thread, maybe late
             task_ids.append(event["task"])
             started.set()
 

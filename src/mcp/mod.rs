@@ -46,7 +46,7 @@
 //!   `cwd` must be inside a root, and picks it; without one, the first root is used. With
 //!   no roots the server's own workspace is used, unless
 //!   [`require_roots`](McpServer::require_roots) says it must not be.
-//! - **Results.** A call's result has the answers as text, the [`TaskOutput`] as
+//! - **Results.** A call's result has the answers as text, the [`TaskOutput`](crate::task_tool::TaskOutput) as
 //!   `structuredContent` (described by the tool's `outputSchema`), and `isError` when a run
 //!   did not complete. Arguments that fail validation (an unknown type, a bad field, a `cwd`
 //!   outside the roots) are an `isError` result naming what is valid, so the model can fix
@@ -152,7 +152,7 @@ pub(crate) type ToolForRoot = dyn Fn(&Workspace) -> Result<TaskTool, Error> + Se
 /// [`follow_roots`](Self::follow_roots)).
 ///
 /// Nothing else is needed at runtime-build time: each call observes and cancels its own
-/// runs (through [`CallOptions`]), so the runtime may have observers of its own or none.
+/// runs (through [`CallOptions`](crate::task_tool::CallOptions)), so the runtime may have observers of its own or none.
 /// Clones share nothing but their settings; each [`serve`](Self::serve) is one session.
 #[derive(Clone)]
 pub struct McpServer {

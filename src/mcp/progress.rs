@@ -13,7 +13,8 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use super::tasks::TaskStore;
-use crate::runtime::{Event, EventKind, Progress, TaskId};
+use crate::Progress;
+use crate::runtime::{Event, EventKind, TaskId};
 
 /// The way to the output. Every message passes through one lock, in the order it is
 /// written, to a writer thread that does the I/O: a slow client never holds up a worker, the
@@ -227,19 +228,22 @@ impl Call {
                 run.since = event.at;
                 return Some(format!("{}: started (run {})", event.label, event.task));
             }
-            EventKind::Progress(Progress::ToolStarted { tool, summary }) => {
-                run.tools += 1;
-                format!("{tool} {summary}")
-            }
-            EventKind::Progress(Progress::ToolFinished {
-                tool,
-                summary,
-                is_error,
-                ..
-            }) => format!(
-                "{tool} {summary} {}",
-                if *is_error { "failed" } else { "done" }
-            ),
+            EventKind::Progress(_) => match event.kind.progress::<Progress>() {
+                Some(Progress::ToolStarted { tool, summary }) => {
+                    run.tools += 1;
+                    format!("{tool} {summary}")
+                }
+                Some(Progress::ToolFinished {
+                    tool,
+                    summary,
+                    is_error,
+                    ..
+                }) => format!(
+                    "{tool} {summary} {}",
+                    if *is_error { "failed" } else { "done" }
+                ),
+                _ => return None,
+            },
             EventKind::Finished { status, .. } => {
                 run.finished = true;
                 status.to_string()
@@ -341,7 +345,7 @@ mod tests {
         let (call, writer, sent) = new_call();
         let tool = |done: bool| {
             let (tool, summary) = ("grep".to_string(), "'TODO'".to_string());
-            EventKind::Progress(if done {
+            EventKind::Progress(std::sync::Arc::new(if done {
                 Progress::ToolFinished {
                     tool,
                     summary,
@@ -350,7 +354,7 @@ mod tests {
                 }
             } else {
                 Progress::ToolStarted { tool, summary }
-            })
+            }))
         };
         call.report(&writer, &event(&task, tool(false)));
         call.report(&writer, &event(&task, tool(true)));
@@ -358,7 +362,7 @@ mod tests {
             &writer,
             &event(
                 &task,
-                EventKind::Progress(Progress::TurnStarted { turn: 2 }),
+                EventKind::Progress(std::sync::Arc::new(Progress::TurnStarted { turn: 2 })),
             ),
         );
         call.report(&writer, &event(&task, tool(false)));

@@ -4,6 +4,7 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -83,16 +84,23 @@ struct Inner {
     /// The instant the job must be done by and the limit it comes from; set at most once,
     /// when the run starts (the execution clock starts then, not at submission).
     deadline: OnceLock<(Instant, TimeoutKind)>,
-    /// Cancel actions not yet run. Also the mutex `tripped` pairs with: a trip takes it before
-    /// notifying, and sleepers check `reason` while holding it, so no wake-up is lost.
+    /// Cancel actions not yet run, and the one running. Also the mutex `tripped` pairs with:
+    /// a trip takes it before notifying, and sleepers check `reason` while holding it, so no
+    /// wake-up is lost.
     actions: Mutex<Actions>,
+    /// Signalled when a trip is written and each time a running action returns.
     tripped: Condvar,
 }
 
 #[derive(Default)]
 struct Actions {
     next_id: u64,
+    /// Registered and not yet started. A trip takes them one at a time, in order.
     pending: Vec<(u64, Box<dyn FnOnce() + Send>)>,
+    /// The action a trip is running now, and the thread running it. A guard dropped on another
+    /// thread waits until this is no longer its own action, so whatever the action acts on
+    /// (a process group id) is not released while it still might be used.
+    running: Option<(u64, ThreadId)>,
 }
 
 impl CancelToken {
@@ -206,14 +214,19 @@ impl CancelToken {
         {
             return false;
         }
-        let pending = {
-            let mut actions = self.inner.actions.lock();
-            self.inner.tripped.notify_all();
-            std::mem::take(&mut actions.pending)
-        };
-        // Run outside the lock: an action may register or drop guards of this same token.
-        for (_, action) in pending {
+        let mut actions = self.inner.actions.lock();
+        self.inner.tripped.notify_all();
+        // One at a time, outside the lock: an action may register or drop guards of this
+        // same token. A guard dropped meanwhile removes its action from `pending` (it never
+        // runs) or, if it is the one running, waits for it.
+        while !actions.pending.is_empty() {
+            let (id, action) = actions.pending.remove(0);
+            actions.running = Some((id, std::thread::current().id()));
+            drop(actions);
             run_action(action);
+            actions = self.inner.actions.lock();
+            actions.running = None;
+            self.inner.tripped.notify_all();
         }
         true
     }
@@ -222,8 +235,11 @@ impl CancelToken {
     /// already is). Dropping the returned guard unregisters it, so an action that kills a
     /// child process is forgotten once that process has been reaped.
     ///
-    /// Actions run on the thread that trips the token, one after another: keep them short
-    /// (send a signal, shut a socket down). A panicking action is logged and skipped.
+    /// Actions run on the thread that trips the token, one after another: the host's thread
+    /// for a cancel, the runtime's janitor thread for a timeout (never its timer or dispatch
+    /// threads). Keep them short (send a signal, shut a socket down): a blocking action delays
+    /// the actions of other timed-out tasks, though not their ending. A panicking action is
+    /// logged and skipped.
     ///
     /// A token past its deadline that nobody has tripped yet does not run its actions; the
     /// runtime trips every task's token when the deadline passes.
@@ -251,6 +267,7 @@ fn run_action(action: Box<dyn FnOnce() + Send>) {
             "a cancel action panicked: {}",
             super::panic_message(panic.as_ref())
         );
+        super::drop_quietly(panic);
     }
 }
 
@@ -270,6 +287,11 @@ impl fmt::Debug for CancelToken {
 }
 
 /// Keeps a cancel action registered; dropping it unregisters the action.
+///
+/// If the action is running on another thread at that moment (the token was just tripped),
+/// the drop waits for it to return: after the drop, the action is neither running nor will
+/// it run. So a job can reap its child process and drop the guard knowing that no other
+/// thread is about to signal that (possibly reused) process id.
 #[must_use = "dropping the guard unregisters the action at once"]
 pub struct CancelGuard {
     /// `None` when the action already ran at registration.
@@ -279,12 +301,13 @@ pub struct CancelGuard {
 
 impl Drop for CancelGuard {
     fn drop(&mut self) {
-        if let Some(inner) = &self.token {
-            inner
-                .actions
-                .lock()
-                .pending
-                .retain(|(id, _)| *id != self.id);
+        let Some(inner) = &self.token else { return };
+        let mut actions = inner.actions.lock();
+        actions.pending.retain(|(id, _)| *id != self.id);
+        let me = std::thread::current().id();
+        // An action dropping its own guard must not wait for itself.
+        while matches!(actions.running, Some((id, thread)) if id == self.id && thread != me) {
+            inner.tripped.wait(&mut actions);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Events of a task's life, for hosts: progress output, hooks, MCP notifications, dashboards.
 //! The model never sees them.
 
+use std::any::Any;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -41,9 +42,10 @@ pub enum EventKind {
         /// Time since submission.
         elapsed: Duration,
     },
-    /// What the job reported of its own progress (an agent's turns and tool calls), through
-    /// [`JobContext::emit`](crate::JobContext::emit).
-    Progress(Progress),
+    /// What the job reported of its own progress through
+    /// [`JobContext::emit`](crate::JobContext::emit); read it with
+    /// [`EventKind::progress`].
+    Progress(Arc<dyn ProgressReport>),
     /// The task reached its terminal status.
     Finished {
         /// `Completed`, `Failed`, `Cancelled` or `TimedOut`.
@@ -57,49 +59,52 @@ pub enum EventKind {
     },
 }
 
-/// A job's own progress: what a subagent is doing.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Progress {
-    /// A turn (one model call and the tool calls it asks for) begins.
-    TurnStarted {
-        /// 1 for the first turn.
-        turn: u32,
-    },
-    /// The model is streaming its answer (throttled: a few per second at most).
-    ModelDelta {
-        /// Characters of text and tool arguments received so far this turn.
-        chars: usize,
-    },
-    /// A tool call begins.
-    ToolStarted {
-        /// The tool.
-        tool: String,
-        /// A short summary of its arguments, e.g. `'TODO' in src/`.
-        summary: String,
-    },
-    /// A tool call ended.
-    ToolFinished {
-        /// The tool.
-        tool: String,
-        /// The same summary as at its start.
-        summary: String,
-        /// How long it ran.
-        duration: Duration,
-        /// Whether it failed (the model got an error result).
-        is_error: bool,
-    },
+/// A job's own progress report, carried by [`EventKind::Progress`]. The runtime knows
+/// nothing of what a job does: each layer above it defines its own reports (the agent loop's
+/// is [`Progress`](crate::Progress)) and observers pick out the ones they know with
+/// [`EventKind::progress`].
+///
+/// ```
+/// use std::fmt;
+/// use subtask::{EventKind, ProgressReport};
+///
+/// #[derive(Debug)]
+/// struct Downloaded(u64);
+///
+/// impl fmt::Display for Downloaded {
+///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+///         write!(f, "{} bytes", self.0)
+///     }
+/// }
+///
+/// impl ProgressReport for Downloaded {}
+///
+/// fn describe(kind: &EventKind) -> Option<u64> {
+///     kind.progress::<Downloaded>().map(|done| done.0)
+/// }
+/// ```
+pub trait ProgressReport: Any + Send + Sync + fmt::Debug + fmt::Display {
+    /// A short lowercase name for this kind of report (an event's
+    /// [`name`](EventKind::name)). Defaults to `progress`.
+    fn name(&self) -> &'static str {
+        "progress"
+    }
 }
 
 /// Receives task events.
 ///
-/// Called on a scheduler thread, never with a runtime lock held, so neither an execution
-/// thread nor a waiting caller is held up by an observer. A task's events arrive one at a
-/// time and in the order of the changes they report: `Queued`, `Started`, any
-/// `Heartbeat`s, then `Finished`, and nothing after it (a task that ends before it is
-/// dispatched or started reports only what happened). Events of different tasks may
-/// interleave. Keep observers quick: a slow one delays other tasks' events and their
-/// dispatch. A panicking observer is logged and skipped; it cannot break a task.
+/// Each observer of the runtime has a mailbox of its own: a queue and a thread that calls it
+/// (observers given per call share one more). So an observer never runs on a thread that
+/// dispatches work, runs jobs or enforces deadlines, never with a runtime lock held, and a
+/// slow observer delays only its own events — never dispatch, deadlines or other observers.
+///
+/// A task's events arrive one at a time and in the order of the changes they report:
+/// `Queued` (at admission, always first), `Started` (if and only if its job started), any
+/// `Heartbeat`s and `Progress`, then exactly one `Finished`, and nothing after it. Events of
+/// different tasks may interleave. An observer that falls more than 4096 events behind loses
+/// new `Heartbeat` and `Progress` events until it catches up (logged); `Queued`, `Started`
+/// and `Finished` are never dropped. A panicking observer is logged and skipped; it cannot
+/// break a task.
 ///
 /// Any `Fn(&Event) + Send + Sync` closure is an observer. An observer must not own a
 /// [`Runtime`](crate::Runtime) handle of the runtime it observes: that handle would keep
@@ -115,33 +120,40 @@ impl<F: Fn(&Event) + Send + Sync> Observer for F {
     }
 }
 
-/// The observers one task reports to: the runtime's, then the call's own.
-pub(crate) fn notify<'a>(observers: impl Iterator<Item = &'a Arc<dyn Observer>>, event: &Event) {
-    for observer in observers {
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| observer.on_event(event))) {
-            log::error!(
-                "an observer panicked on {} of task {}: {}",
-                event.kind.name(),
-                event.task,
-                super::panic_message(panic.as_ref())
-            );
-        }
+/// Calls one observer, catching its panic.
+pub(crate) fn notify(observer: &Arc<dyn Observer>, event: &Event) {
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| observer.on_event(event))) {
+        log::error!(
+            "an observer panicked on {} of task {}: {}",
+            event.kind.name(),
+            event.task,
+            super::panic_message(panic.as_ref())
+        );
+        super::drop_quietly(panic);
     }
 }
 
 impl EventKind {
-    /// A short lowercase name: `queued`, `started`, `heartbeat`, `turn`, `delta`, `tool`,
-    /// `tool done`, `finished`.
+    /// A short lowercase name: `queued`, `started`, `heartbeat`, `finished`, or the
+    /// [`name`](ProgressReport::name) of a progress report.
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::Queued => "queued",
             EventKind::Started { .. } => "started",
             EventKind::Heartbeat { .. } => "heartbeat",
-            EventKind::Progress(Progress::TurnStarted { .. }) => "turn",
-            EventKind::Progress(Progress::ModelDelta { .. }) => "delta",
-            EventKind::Progress(Progress::ToolStarted { .. }) => "tool",
-            EventKind::Progress(Progress::ToolFinished { .. }) => "tool done",
+            EventKind::Progress(report) => report.name(),
             EventKind::Finished { .. } => "finished",
+        }
+    }
+
+    /// The progress report this event carries, if it is a `Progress` event of type `P`.
+    pub fn progress<P: ProgressReport>(&self) -> Option<&P> {
+        match self {
+            EventKind::Progress(report) => {
+                let report: &dyn Any = &**report;
+                report.downcast_ref::<P>()
+            }
+            _ => None,
         }
     }
 }
@@ -157,22 +169,7 @@ impl fmt::Display for Event {
             EventKind::Heartbeat { status, elapsed } => {
                 write!(f, ": {status} for {}", human(*elapsed))
             }
-            EventKind::Progress(Progress::TurnStarted { turn }) => write!(f, " {turn}"),
-            EventKind::Progress(Progress::ModelDelta { chars }) => {
-                write!(f, ": {chars} characters")
-            }
-            EventKind::Progress(Progress::ToolStarted { tool, summary }) => {
-                write!(f, " {tool} {summary}")
-            }
-            EventKind::Progress(Progress::ToolFinished {
-                tool,
-                summary,
-                duration,
-                is_error,
-            }) => {
-                let outcome = if *is_error { "failed" } else { "ok" };
-                write!(f, " {tool} {summary}: {outcome} in {}", human(*duration))
-            }
+            EventKind::Progress(report) => write!(f, ": {report}"),
             EventKind::Finished {
                 status,
                 ran_for,

@@ -1,24 +1,33 @@
 //! The runtime: one blocking call over a scheduler pool and an execution pool.
 //!
 //! ```text
-//! caller ── submit ──▶ scheduler pool (admit, Queued event, dispatch)
+//! caller ── submit (admission: a free thread, else a queue place, else QueueFull; Queued)
 //!   │                       │
 //!   │                       ▼
-//!   │                  execution pool: Pending → Running → job(&JobContext)
-//!   │                       │ terminal status (first write wins)
+//!   │                  scheduler threads: place on a free execution thread, or queue
+//!   │                       │             (submission order) and arm the queue deadline
+//!   │                       ▼
+//!   │                  execution threads: Pending → Running (Started) → job(&JobContext)
+//!   │                       │ terminal status (first write wins), Finished
 //!   ▼                       ▼
 //! wait: woken at once by the result; every poll interval a heartbeat and a deadline check
 //!
-//! timer thread: ends each task the moment its queue, execution or wait deadline passes
+//! timer thread: writes the end of each task whose queue, execution or wait deadline passes
+//! janitor thread: the user code a deadline sets off (cancel actions, drops of unrun jobs)
+//! mailbox threads: one per runtime observer, one for per-call observers
 //! ```
 //!
-//! Threads: `scheduler_threads` + `execution_threads` pool threads and one timer thread per
-//! runtime. Scheduler threads never wait on a run, so every execution thread can be busy.
+//! Threads per runtime: `scheduler_threads` + `execution_threads`, one timer, one janitor,
+//! and one mailbox per runtime observer plus one for per-call observers. Scheduler threads
+//! never wait on a run, so every execution thread can be busy; neither they nor the timer
+//! ever run user code.
 
 mod cancel;
 mod config;
+mod delivery;
 mod events;
 mod handle;
+mod janitor;
 mod pool;
 mod record;
 mod shared;
@@ -28,13 +37,13 @@ mod timer;
 
 use std::any::Any;
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 pub use cancel::{CancelGuard, CancelReason, CancelToken};
 pub use config::{Config, RunOptions, RuntimeBuilder};
-pub use events::{Event, EventKind, Observer, Progress};
+pub use events::{Event, EventKind, Observer, ProgressReport};
 pub use handle::{JobContext, TaskHandle};
 pub use task::{Stats, TaskId, TaskSnapshot, TaskStatus, TimeoutKind};
 
@@ -72,12 +81,9 @@ struct Owner {
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        if !self.shared.closing.load(Ordering::SeqCst) {
-            let grace = self.shared.config.shutdown_grace();
-            if let Err(error) = self.shared.shutdown(grace) {
-                log::warn!("{error}");
-            }
-        }
+        // Joins every thread unless an earlier shutdown already did (a shutdown called from
+        // inside a job only closes), or this drop runs on a runtime thread.
+        self.shared.release();
     }
 }
 
@@ -126,9 +132,21 @@ impl Runtime {
     }
 
     /// Submits `job` without waiting and returns a handle to wait on. Several handles can
-    /// be waited on one after another to run jobs in parallel; each task's deadlines are
-    /// enforced whether or not anybody is waiting on it. Dropping a handle before its
-    /// result is read cancels the task.
+    /// be waited on one after another (or with [`TaskHandle::wait_any`]) to run jobs in
+    /// parallel; each task's deadlines are enforced whether or not anybody is waiting on it.
+    /// Dropping a handle before its result is read cancels the task
+    /// ([`TaskHandle::detach`] lets it run on).
+    ///
+    /// Admission is exact: a task takes a free execution thread if there is one, else a place
+    /// in the queue (`max_queued`), else it is refused. Queued tasks start in submission
+    /// order.
+    ///
+    /// The job is `'static` because an abandoned job (handle dropped, caller timed out) may
+    /// outlive the call that submitted it.
+    ///
+    /// Panics in the job, and in the `Drop` of its captures and of a value nobody reads, are
+    /// caught. Rust itself aborts the process when a `Drop` panics while the job is already
+    /// unwinding from a panic; no runtime can catch that.
     ///
     /// # Errors
     ///
@@ -173,8 +191,10 @@ impl Runtime {
     /// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled)), waits up to `grace` for running jobs to return, then stops
     /// the timer thread and drains both pools. Blocks for at most about `grace`.
     ///
-    /// Called from inside one of this runtime's jobs, it cancels everything but does not
-    /// wait (a job cannot wait for itself). Calling it again is harmless.
+    /// Runs once: a concurrent or later call waits for the first one's result and returns
+    /// it. Called from inside one of this runtime's jobs (or observers), it cancels
+    /// everything but does not wait (a job cannot wait for itself); a later call from outside,
+    /// or dropping the last handle, then stops and joins the threads.
     ///
     /// # Errors
     ///
@@ -224,6 +244,21 @@ impl fmt::Debug for Runtime {
     }
 }
 
+/// Drops a value of the user's (a panic payload, a discarded result, a job that never ran)
+/// inside `catch_unwind`, so a panicking `Drop` is logged instead of unwinding into the
+/// runtime. A payload that panics again while being dropped is leaked rather than risked.
+pub(crate) fn drop_quietly<V>(value: V) {
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        log::error!(
+            "dropping a value panicked (its Drop implementation): {}",
+            panic_message(panic.as_ref())
+        );
+        if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(panic))) {
+            std::mem::forget(again);
+        }
+    }
+}
+
 /// The message of a caught panic.
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(message) = payload.downcast_ref::<&str>() {
@@ -265,11 +300,63 @@ mod tests {
         assert!(failed.wait().is_err());
         assert_eq!(timed_out.wait().unwrap_err().kind(), ErrorKind::Timeout);
         assert_eq!(cancelled.wait().unwrap_err().kind(), ErrorKind::Cancelled);
-        // Entries leave the timer at the terminal write, before the caller is woken.
-        assert_eq!(shared.timer.len(), 0);
         // Records leave the registry once their jobs have returned too, which shutdown
-        // waits for.
+        // waits for; running deadlines leave the timer with their jobs.
         runtime.shutdown(Duration::from_secs(5)).unwrap();
         assert_eq!(runtime.stats().live, 0);
+        assert_eq!(shared.timer.len(), 0);
+        assert_eq!(shared.capacity_used(), 0);
+        assert_eq!(shared.free_threads(), 2);
+        assert_eq!(shared.threads_left(), 0);
+    }
+
+    /// Tasks that wait for a thread start in the order they were submitted, whichever of
+    /// the scheduler threads placed them.
+    #[test]
+    fn queued_tasks_start_in_submission_order() {
+        let runtime = Runtime::builder().execution_threads(1).build().unwrap();
+        let shared = runtime.owner.shared.clone();
+        let (release, released) = crossbeam_channel::bounded::<()>(0);
+        let (running_tx, running) = crossbeam_channel::bounded(1);
+        let holder = runtime
+            .submit(
+                move |_| {
+                    running_tx.send(()).unwrap();
+                    let _ = released.recv();
+                    Ok(())
+                },
+                RunOptions::new(),
+            )
+            .unwrap();
+        running.recv().unwrap();
+        let (order_tx, order) = crossbeam_channel::unbounded();
+        let handles: Vec<_> = (0..40)
+            .map(|n| {
+                let order_tx = order_tx.clone();
+                runtime
+                    .submit(
+                        move |_| {
+                            order_tx.send(n).unwrap();
+                            Ok(())
+                        },
+                        RunOptions::new(),
+                    )
+                    .unwrap()
+            })
+            .collect();
+        // Placed by four scheduler threads in whatever order they got to the queue.
+        while shared.waiting_len() < 40 {
+            std::thread::yield_now();
+        }
+        drop(release);
+        holder.wait().unwrap();
+        for handle in handles {
+            handle.wait().unwrap();
+        }
+        drop(order_tx);
+        assert_eq!(
+            order.iter().collect::<Vec<_>>(),
+            (0..40).collect::<Vec<_>>()
+        );
     }
 }

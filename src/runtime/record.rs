@@ -1,31 +1,37 @@
 //! The record the runtime keeps for each live task, and the state machine it guards:
 //! `Pending → Running → terminal`, first terminal write wins.
+//!
+//! Every transition happens under the record's lock and posts its event there too, so a
+//! task's events are in the order of its state changes: `Queued` (at admission), `Started`
+//! (if and only if its job started), any `Heartbeat`s and `Progress`, then one `Finished`, and
+//! nothing after it.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use crossbeam_channel::Sender;
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::cancel::CancelToken;
 use super::config::Limits;
 use super::events::{Event, EventKind, Observer};
+use super::handle::JobContext;
 use super::shared::Shared;
-use super::task::{Counters, TaskId, TaskSnapshot, TaskStatus, TimeoutKind};
+use super::task::{TaskId, TaskSnapshot, TaskStatus, TimeoutKind};
 use super::time::{deadline_after, human};
-use super::timer::Timer;
 use crate::error::Error;
 
-/// Sends an error to the task's waiting caller.
-pub(crate) type FailWaiter = Box<dyn FnOnce(Error) + Send>;
-
-/// Runs the task's job on an execution thread and delivers its outcome (typed inside).
-pub(crate) type Runner = Box<dyn FnOnce(&Arc<Shared>, &Arc<Record>) + Send>;
+/// Runs the task's job on an execution thread: calls it inside `catch_unwind`, stores a
+/// value for the caller, writes the terminal status through [`Shared::complete`] and drops
+/// a discarded value inside `catch_unwind`. Typed inside; the runtime never sees `T`.
+pub(crate) type Runner = Box<dyn FnOnce(&JobContext<'_>) + Send>;
 
 /// What the runtime knows of one live task. Shared by the registry, the timer, the slot
 /// queue, the waiting handle and the execution thread.
 pub(crate) struct Record {
-    /// Unique per runtime; orders timer entries with equal deadlines.
+    /// Unique per runtime, increasing with submission: orders the slot queue (FIFO) and
+    /// timer entries with equal deadlines.
     pub(crate) seq: u64,
     pub(crate) id: TaskId,
     pub(crate) label: Arc<str>,
@@ -34,9 +40,12 @@ pub(crate) struct Record {
     pub(crate) queue_deadline: Instant,
     pub(crate) wait_deadline: Instant,
     pub(crate) token: CancelToken,
-    /// The call's own observer, if any (after the runtime's).
-    pub(crate) observer: Option<Arc<dyn Observer>>,
+    /// Whether any observer (the runtime's or the call's) sees this task; fixed at admission.
+    observed: bool,
     state: Mutex<State>,
+    /// Signalled at the terminal write (the caller wakes), and when the task enters the slot
+    /// queue (a caller on an execution thread may then run it itself).
+    changed: Condvar,
 }
 
 struct State {
@@ -46,30 +55,33 @@ struct State {
     /// When the run must be done by (the earlier of the execution and wait deadlines).
     run_deadline: Option<(Instant, TimeoutKind)>,
     finished_at: Option<Instant>,
-    /// The job, until it starts or the task ends while Pending (then it is dropped at once:
-    /// a task that never runs holds nothing of its caller's).
+    /// The job, until it starts or the task ends while Pending (then it is dropped at once,
+    /// off the timer thread: a task that never runs holds nothing of its caller's).
     runner: Option<Runner>,
-    /// From the job's start until it returns, even past a terminal write: a job that
-    /// ignores cancellation keeps its thread, and is counted as a zombie meanwhile.
+    /// From the job's start until it returns, even past a terminal write: a job that ignores
+    /// cancellation keeps its thread, and is counted as a zombie meanwhile.
     in_slot: bool,
-    /// Wakes the caller with an error; taken by the terminal write, so it runs at most once.
-    /// A completed job delivers its value through the runner's own sender.
-    fail_waiter: Option<FailWaiter>,
-    /// This task's key in the timer. Invariant: `Some` exactly while the task is Pending
-    /// or Running; changed only under this lock.
-    timer_deadline: Option<Instant>,
-    /// Events not yet delivered. Pushed under this lock, so their order is the order of the
-    /// state changes they report; nothing but `Finished` is pushed after a terminal write.
-    events: Vec<Event>,
-    /// A scheduler job is delivering `events`; whoever pushes while this is false must
-    /// start one. Keeps delivery one-at-a-time and in order per task.
-    delivering: bool,
+    /// The task counts against the runtime's capacity (execution threads + `max_queued`):
+    /// set at admission, cleared exactly once — when it ends without having started, when its
+    /// job returns, or when a waiting parent runs it on its own thread.
+    holds_capacity: bool,
+    /// In the slot queue (`Slots::waiting`). Written under the slots lock too.
+    queued: bool,
+    /// This task's key in the timer's queue of waiting tasks. `Some` only while it is queued.
+    armed: Option<Instant>,
+    /// The error the caller gets; set by the terminal write unless the task completed.
+    error: Option<Error>,
+    /// The call's own observer. Taken by the terminal write (it travels with the `Finished`
+    /// event and is dropped by its mailbox, never by a dispatch or timer thread).
+    observer: Option<Arc<dyn Observer>>,
+    /// Callers of `wait_any`: each gets a message at the terminal write.
+    watchers: Vec<(u64, Sender<()>)>,
 }
 
 /// The outcome of [`Record::start`].
 pub(crate) enum Start {
-    /// The task is now Running; run this.
-    Running(Runner),
+    /// The task is now Running, with this deadline; run this.
+    Running(Runner, Instant),
     /// The task already ended (cancelled or timed out while queued): nothing to run.
     Ended,
     /// A deadline passed while it waited: end it with this limit.
@@ -83,39 +95,35 @@ pub(crate) struct Ending {
     pub(crate) won: bool,
     /// The task's terminal status now.
     pub(crate) status: TaskStatus,
-    /// The task ended while Pending: it may still sit in the slot queue.
-    pub(crate) was_pending: bool,
-    /// Taken from the record when `won`.
-    pub(crate) fail_waiter: Option<FailWaiter>,
-    /// The job of a task that ended before it ran; drop it outside every lock.
+    /// The job of a task that ended before it ran; drop it outside every lock, off the
+    /// timer thread.
     pub(crate) runner: Option<Runner>,
-    /// The record may leave the registry: the task has ended and its job holds no thread.
-    pub(crate) remove: bool,
-    pub(crate) queued_for: Duration,
-    pub(crate) ran_for: Option<Duration>,
+    /// The task ended while in the slot queue: take it out.
+    pub(crate) was_queued: bool,
 }
 
 impl Record {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         seq: u64,
         id: TaskId,
         label: Arc<str>,
         limits: Limits,
         observer: Option<Arc<dyn Observer>>,
+        observed: bool,
         runner: Runner,
-        fail_waiter: FailWaiter,
+        now: Instant,
     ) -> Record {
-        let submitted_at = Instant::now();
         Record {
             seq,
             id,
             label,
-            submitted_at,
-            queue_deadline: deadline_after(submitted_at, limits.queue),
-            wait_deadline: deadline_after(submitted_at, limits.wait),
+            submitted_at: now,
+            queue_deadline: deadline_after(now, limits.queue),
+            wait_deadline: deadline_after(now, limits.wait),
             limits,
             token: CancelToken::new(),
-            observer,
+            observed,
             state: Mutex::new(State {
                 status: TaskStatus::Pending,
                 started_at: None,
@@ -123,11 +131,14 @@ impl Record {
                 finished_at: None,
                 runner: Some(runner),
                 in_slot: false,
-                fail_waiter: Some(fail_waiter),
-                timer_deadline: None,
-                events: Vec::new(),
-                delivering: false,
+                holds_capacity: true,
+                queued: false,
+                armed: None,
+                error: None,
+                observer,
+                watchers: Vec::new(),
             }),
+            changed: Condvar::new(),
         }
     }
 
@@ -135,24 +146,41 @@ impl Record {
         self.state.lock().status
     }
 
-    /// Puts a new Pending task in the timer, keyed by its first deadline.
-    pub(crate) fn arm(self: &Arc<Self>, timer: &Timer) {
-        let mut state = self.state.lock();
-        if state.status == TaskStatus::Pending && state.timer_deadline.is_none() {
-            let deadline = self.queue_deadline.min(self.wait_deadline);
-            timer.reschedule(self, None, deadline);
-            state.timer_deadline = Some(deadline);
+    /// Posts `Queued`: called once, by `submit`, before anybody else can see the record.
+    pub(crate) fn admitted(&self, shared: &Shared) {
+        if !self.observed {
+            return;
         }
+        let state = self.state.lock();
+        self.post(shared, &state, EventKind::Queued);
     }
 
-    /// Pending → Running, on the execution thread, unless the task ended or a deadline
-    /// passed while it waited. Starts the execution clock and the token's deadline.
-    pub(crate) fn start(
-        self: &Arc<Self>,
-        now: Instant,
-        counters: &Counters,
-        timer: &Timer,
-    ) -> Start {
+    /// The scheduler put the task in the slot queue: arm its queue and wait deadlines and
+    /// wake a caller that may run it itself. Called under the slots lock. Returns false if
+    /// the task has already ended (then it must not be queued).
+    pub(crate) fn enqueue(self: &Arc<Self>, shared: &Shared) -> bool {
+        let mut state = self.state.lock();
+        if state.status != TaskStatus::Pending {
+            return false;
+        }
+        state.queued = true;
+        let deadline = self.queue_deadline.min(self.wait_deadline);
+        shared.timer.arm(self, deadline);
+        state.armed = Some(deadline);
+        self.changed.notify_all();
+        true
+    }
+
+    /// Taken out of the slot queue (by a thread about to start it). Under the slots lock.
+    pub(crate) fn dequeued(&self) {
+        self.state.lock().queued = false;
+    }
+
+    /// Pending → Running, on the thread that will run it, unless the task ended or a
+    /// deadline passed while it waited. Starts the execution clock and the token's deadline
+    /// and posts `Started`. `inline` is for a task run by a waiting parent on its own
+    /// thread: it takes no thread of its own, so it gives its capacity back now.
+    pub(crate) fn start(&self, shared: &Shared, now: Instant, inline: bool) -> Start {
         let mut state = self.state.lock();
         if state.status != TaskStatus::Pending {
             return Start::Ended;
@@ -165,73 +193,76 @@ impl Record {
             return Start::Ended;
         };
         let execution_deadline = deadline_after(now, self.limits.execution);
-        let run_deadline = if execution_deadline <= self.wait_deadline {
+        let (deadline, limit) = if execution_deadline <= self.wait_deadline {
             (execution_deadline, TimeoutKind::Execution)
         } else {
             (self.wait_deadline, TimeoutKind::Wait)
         };
         state.status = TaskStatus::Running;
         state.started_at = Some(now);
-        state.run_deadline = Some(run_deadline);
+        state.run_deadline = Some((deadline, limit));
         state.in_slot = true;
+        if inline {
+            self.release_capacity(shared, &mut state);
+        }
+        if let Some(armed) = state.armed.take() {
+            shared.timer.disarm(armed, self.seq);
+        }
+        let counters = &shared.counters;
         counters.queued.fetch_sub(1, Ordering::Relaxed);
         counters.running.fetch_add(1, Ordering::Relaxed);
-        let old = state.timer_deadline.replace(run_deadline.0);
-        timer.reschedule(self, old, run_deadline.0);
-        self.token.set_deadline(run_deadline.0, run_deadline.1);
-        Start::Running(runner)
+        self.token.set_deadline(deadline, limit);
+        self.post(
+            shared,
+            &state,
+            EventKind::Started {
+                queued_for: now.saturating_duration_since(self.submitted_at),
+            },
+        );
+        Start::Running(runner, deadline)
     }
 
-    /// Writes the terminal `status` unless one is already there (first write wins), and
-    /// keeps the counters and the timer in step.
+    /// Writes the terminal `status` unless one is already there (first write wins), keeps
+    /// the counters in step, posts `Finished` and wakes the caller.
     ///
     /// `leaving_slot` is true when the execution thread calls this as its job returns: the
-    /// thread is free again whether or not the status was taken, and a job that returns
-    /// past its deadline gets `TimedOut` instead of `status` (its result is late even if
-    /// the timer has not fired yet).
+    /// job no longer holds its thread whether or not the status was taken, and a job that
+    /// returns past its deadline gets `TimedOut` instead of `status` (its result is late even
+    /// if the timer has not fired yet). `error` is what the caller gets unless the task
+    /// completes; `make_error` builds it when the status turns out to be a timeout.
     pub(crate) fn end(
         &self,
+        shared: &Shared,
         status: TaskStatus,
+        error: Option<Error>,
         now: Instant,
         leaving_slot: bool,
-        counters: &Counters,
-        timer: &Timer,
     ) -> Ending {
         debug_assert!(status.is_terminal());
+        let counters = &shared.counters;
         let mut state = self.state.lock();
         if leaving_slot {
             debug_assert!(state.in_slot);
             state.in_slot = false;
+            self.release_capacity(shared, &mut state);
         }
-        let queued_for = state
-            .started_at
-            .unwrap_or(now)
-            .saturating_duration_since(self.submitted_at);
-        let ran_for = state.started_at.map(|started| {
-            state
-                .finished_at
-                .unwrap_or(now)
-                .saturating_duration_since(started)
-        });
-        let was_pending = state.status == TaskStatus::Pending;
         if state.status.is_terminal() {
             // A job returning after its task ended (a late result) frees its zombie slot.
             if leaving_slot {
                 counters.zombies.fetch_sub(1, Ordering::Relaxed);
+                shared.forget(&self.id);
             }
             return Ending {
                 won: false,
                 status: state.status,
-                was_pending,
-                fail_waiter: None,
                 runner: None,
-                remove: leaving_slot,
-                queued_for,
-                ran_for,
+                was_queued: false,
             };
         }
+        let was_pending = state.status == TaskStatus::Pending;
         if was_pending {
             counters.queued.fetch_sub(1, Ordering::Relaxed);
+            self.release_capacity(shared, &mut state);
         } else {
             counters.running.fetch_sub(1, Ordering::Relaxed);
         }
@@ -239,25 +270,60 @@ impl Record {
             // Ended from outside while its job still runs: a zombie until the job returns.
             counters.zombies.fetch_add(1, Ordering::Relaxed);
         }
-        let status = match self.expired_locked(&state, now) {
-            Some(limit) if leaving_slot => TaskStatus::TimedOut(limit),
-            _ => status,
+        let (status, error) = match self.expired_locked(&state, now) {
+            Some(limit) if leaving_slot => (
+                TaskStatus::TimedOut(limit),
+                Some(self.timeout_error_locked(&state, shared, limit, now)),
+            ),
+            _ => (status, error),
         };
         counters.count_end(status);
         state.status = status;
         state.finished_at = Some(now);
-        if let Some(old) = state.timer_deadline.take() {
-            timer.remove(old, self.seq);
+        if let Some(armed) = state.armed.take() {
+            shared.timer.disarm(armed, self.seq);
         }
+        let queued_for = state
+            .started_at
+            .unwrap_or(now)
+            .saturating_duration_since(self.submitted_at);
+        let ran_for = state
+            .started_at
+            .map(|started| now.saturating_duration_since(started));
+        let observer = state.observer.take();
+        if self.observed {
+            let event = self.event(EventKind::Finished {
+                status,
+                queued_for,
+                ran_for,
+                error: error.clone(),
+            });
+            shared.delivery.post(event, observer);
+        } else if let Some(observer) = observer {
+            shared.delivery.release(observer);
+        }
+        state.error = error;
+        if !state.in_slot {
+            // Out of the registry before the caller wakes: a caller that sees its result
+            // sees the task gone from `stats` and `tasks` too.
+            shared.forget(&self.id);
+        }
+        for (_, watcher) in state.watchers.drain(..) {
+            let _ = watcher.try_send(());
+        }
+        self.changed.notify_all();
+        log::debug!("task {} {status}", self.id);
         Ending {
             won: true,
             status,
-            was_pending,
-            fail_waiter: state.fail_waiter.take(),
             runner: state.runner.take(),
-            remove: !state.in_slot,
-            queued_for,
-            ran_for,
+            was_queued: state.queued,
+        }
+    }
+
+    fn release_capacity(&self, shared: &Shared, state: &mut MutexGuard<'_, State>) {
+        if std::mem::replace(&mut state.holds_capacity, false) {
+            shared.release_capacity();
         }
     }
 
@@ -280,15 +346,26 @@ impl Record {
     }
 
     /// The error the caller gets when `limit` fires, with the figures to act on.
-    pub(crate) fn timeout_error(&self, limit: TimeoutKind, now: Instant) -> Error {
-        let started_at = self.state.lock().started_at;
+    pub(crate) fn timeout_error(&self, shared: &Shared, limit: TimeoutKind, now: Instant) -> Error {
+        let state = self.state.lock();
+        self.timeout_error_locked(&state, shared, limit, now)
+    }
+
+    fn timeout_error_locked(
+        &self,
+        state: &State,
+        shared: &Shared,
+        limit: TimeoutKind,
+        now: Instant,
+    ) -> Error {
         let timeout = human(self.limits.of(limit));
-        let message = match (limit, started_at) {
+        let message = match (limit, state.started_at) {
             (TimeoutKind::Queue, _) => format!(
                 "task {} timed out after waiting {timeout} for an execution slot (queue \
-                 timeout); every execution thread was busy: run fewer tasks at once, or raise \
-                 the queue timeout or the number of execution threads",
-                self.id
+                 timeout); {}: run fewer tasks at once, or raise the queue timeout or the \
+                 number of execution threads",
+                self.id,
+                shared.occupancy(),
             ),
             (TimeoutKind::Execution, _) => format!(
                 "task {} timed out after running for {timeout} (execution timeout); raise the \
@@ -304,8 +381,9 @@ impl Record {
             ),
             (TimeoutKind::Wait, None) => format!(
                 "task {} timed out: the caller's wait timeout of {timeout} passed before it \
-                 could start; raise the wait timeout",
-                self.id
+                 could start ({}); raise the wait timeout",
+                self.id,
+                shared.occupancy(),
             ),
         };
         Error::timeout(limit, message)
@@ -335,42 +413,100 @@ impl Record {
         }
     }
 
-    /// Queues an event for the observers unless the task has ended (`make` gets the status
-    /// it reports). Returns true when the caller must start a delivery.
-    pub(crate) fn post_live(&self, make: impl FnOnce(TaskStatus) -> EventKind) -> bool {
-        let mut state = self.state.lock();
+    /// Posts an event of a live task (`make` gets the status it reports); nothing once the
+    /// task has ended.
+    pub(crate) fn post_live(&self, shared: &Shared, make: impl FnOnce(TaskStatus) -> EventKind) {
+        if !self.observed {
+            return;
+        }
+        let state = self.state.lock();
         if state.status.is_terminal() {
-            return false;
+            return;
         }
         let kind = make(state.status);
-        self.push_event(&mut state, kind)
+        self.post(shared, &state, kind);
     }
 
-    /// Queues the `Finished` event; called once, by the terminal write's winner. Returns
-    /// true when the caller must start a delivery.
-    pub(crate) fn post_finished(&self, kind: EventKind) -> bool {
-        let mut state = self.state.lock();
-        self.push_event(&mut state, kind)
+    /// Hands an event to the mailboxes. Under the record lock, so events leave in the order
+    /// of the changes they report; a mailbox send never blocks.
+    fn post(&self, shared: &Shared, state: &State, kind: EventKind) {
+        if self.observed {
+            shared
+                .delivery
+                .post(self.event(kind), state.observer.clone());
+        }
     }
 
-    fn push_event(&self, state: &mut State, kind: EventKind) -> bool {
-        state.events.push(Event {
+    fn event(&self, kind: EventKind) -> Event {
+        Event {
             task: self.id.clone(),
             label: self.label.clone(),
             at: Instant::now(),
             kind,
-        });
-        !std::mem::replace(&mut state.delivering, true)
+        }
     }
 
-    /// The events to deliver next, oldest first. Empty when there are none left, which
-    /// also ends the current delivery.
-    pub(crate) fn take_events(&self) -> Vec<Event> {
+    /// Blocks until the task has ended or `until` passes; returns whether it has ended.
+    /// With `help`, a task sitting in the slot queue is handed back (returns `Help`) so the
+    /// waiting execution thread can run it itself.
+    pub(crate) fn wait_until(&self, until: Instant, help: bool) -> Waited {
         let mut state = self.state.lock();
-        let events = std::mem::take(&mut state.events);
-        if events.is_empty() {
-            state.delivering = false;
+        loop {
+            if state.status.is_terminal() {
+                return Waited::Ended;
+            }
+            if help && state.queued {
+                return Waited::Help;
+            }
+            if self.changed.wait_until(&mut state, until).timed_out() {
+                return if state.status.is_terminal() {
+                    Waited::Ended
+                } else {
+                    Waited::TimedOut
+                };
+            }
         }
-        events
     }
+
+    /// The error of an ended task that did not complete; `None` if it completed.
+    pub(crate) fn outcome_error(&self) -> Option<Error> {
+        let state = self.state.lock();
+        debug_assert!(state.status.is_terminal());
+        match state.status {
+            TaskStatus::Completed => None,
+            _ => Some(state.error.clone().unwrap_or_else(|| {
+                Error::new(
+                    crate::error::ErrorKind::Internal,
+                    format!(
+                        "task {} ended without a result; this is a bug in subtask, please \
+                         report it",
+                        self.id
+                    ),
+                )
+            })),
+        }
+    }
+
+    /// Registers a `wait_any` caller: `watcher` gets a message when the task ends (at once
+    /// if it already has).
+    pub(crate) fn watch(&self, key: u64, watcher: &Sender<()>) {
+        let mut state = self.state.lock();
+        if state.status.is_terminal() {
+            let _ = watcher.try_send(());
+        } else {
+            state.watchers.push((key, watcher.clone()));
+        }
+    }
+
+    pub(crate) fn unwatch(&self, key: u64) {
+        self.state.lock().watchers.retain(|(k, _)| *k != key);
+    }
+}
+
+/// What [`Record::wait_until`] saw.
+pub(crate) enum Waited {
+    Ended,
+    TimedOut,
+    /// The task waits in the slot queue and the caller may run it.
+    Help,
 }

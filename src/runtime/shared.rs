@@ -1,77 +1,127 @@
 //! The state behind a runtime's handles, and the lifecycle of a task through it: admission
-//! (caller), dispatch (scheduler thread), run (execution thread), terminal write (whoever
-//! ends the task first), deadlines (timer thread) and shutdown.
+//! (caller), placement (scheduler thread), run (execution thread), terminal write (whoever
+//! ends the task first), deadlines (timer thread), user code set off by deadlines (janitor
+//! thread), events (mailbox threads) and shutdown.
+//!
+//! Who runs user code: jobs and the drops of their values run on execution threads (or on a
+//! waiting parent's thread); observers on mailbox threads; cancel actions on the thread that
+//! cancels (a host's thread, an execution thread) or, for deadlines, on the janitor thread.
+//! Scheduler threads and the timer thread never run user code, so a slow or panicking user
+//! value can neither stop dispatch nor stop deadlines.
 
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
-use crossbeam_channel::Sender;
-use parking_lot::Mutex;
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Condvar, Mutex};
 
-use super::events::{self, EventKind, Observer, Progress};
+use super::delivery::{self, Delivery};
+use super::events::{EventKind, Observer, ProgressReport};
 use super::handle::{JobContext, TaskHandle};
-use super::pool::Pool;
-use super::record::{Ending, Record, Runner, Start};
+use super::janitor::{self, Chore, Janitor};
+use super::pool::Crew;
+use super::record::{Record, Runner};
 use super::task::{Counters, Stats, TaskId, TaskSnapshot, TaskStatus, TimeoutKind, sanitize_label};
 use super::time::{self, deadline_after};
 use super::timer::{Timer, Wake};
-use super::{CancelReason, Config, RunOptions, panic_message};
+use super::{CancelReason, Config, RunOptions, drop_quietly, panic_message};
 use crate::error::{Error, ErrorKind};
+use lifecycle::Drain;
 
-/// The state behind every handle of one runtime: pools, registry, timer, counters.
+mod execution;
+mod lifecycle;
+
+/// The state behind every handle of one runtime.
 pub(crate) struct Shared {
     pub(super) config: Config,
-    observers: Vec<Arc<dyn Observer>>,
     registry: Mutex<Registry>,
-    counters: Counters,
+    pub(super) counters: Counters,
     pub(super) timer: Timer,
-    timer_thread: Mutex<Option<JoinHandle<()>>>,
-    scheduler: Pool,
-    executors: Pool,
-    /// Which execution threads are free and which tasks wait for one. The execution pool
-    /// is only ever handed as many tasks as it has threads; the rest wait here.
+    pub(super) delivery: Delivery,
+    janitor: Janitor,
+    /// Tasks admitted and not given back: Pending tasks plus jobs holding an execution
+    /// thread. Invariant: at most `execution_threads + max_queued`, so a task is refused only
+    /// when no thread is free and the queue is full. Raised by `admit`, lowered once per task
+    /// under its record lock (see `State::holds_capacity`).
+    capacity_used: AtomicUsize,
+    /// Which execution threads are free and which tasks wait for one.
     slots: Mutex<Slots>,
+    /// Admitted tasks on their way to a scheduler thread; `None` stops one.
+    to_schedulers: Sender<Option<Arc<Record>>>,
+    /// Placed tasks on their way to the free execution thread reserved for them; `None`
+    /// stops one.
+    to_executors: Sender<Option<Arc<Record>>>,
+    /// Every thread the runtime started, by role.
+    crews: Crews,
     next_seq: AtomicU64,
-    /// Set once, by shutdown.
+    /// The label of tasks submitted without one (not rebuilt per task).
+    default_label: Arc<str>,
+    /// Set once, by the first shutdown (or the last handle's drop): no task is admitted after.
     pub(super) closing: AtomicBool,
+    /// Whether the threads have been stopped and joined, apart from `closing`: a shutdown
+    /// called from inside a job closes the runtime but cannot join its own thread, so a later
+    /// shutdown or the last handle's drop still does.
+    drain: Mutex<Drain>,
+    drained: Condvar,
+}
+
+struct Crews {
+    timer: Crew,
+    schedulers: Crew,
+    executors: Crew,
+    janitor: Crew,
+    mailboxes: Crew,
 }
 
 /// The execution threads' work queue. Lock order: `slots`, then a record's lock.
 struct Slots {
-    /// Execution threads not running a task. Invariant: `free > 0` only while `waiting` is
-    /// empty, so no thread idles while a task waits.
+    /// Execution threads not running a task nor reserved for one. Invariant: `free > 0` only
+    /// while `waiting` is empty, so no thread idles while a task waits.
     free: usize,
-    /// Dispatched tasks waiting for a thread, oldest first. Only Pending tasks enter
-    /// (checked under this lock) and a task that ends is taken out by its terminal write,
-    /// so this never holds more than `max_queued`.
+    /// Pending tasks waiting for a thread, in submission order (`seq`), whichever scheduler
+    /// thread placed them. A task that ends is taken out by its terminal write.
     waiting: VecDeque<Arc<Record>>,
 }
 
-/// Live tasks by id. A record enters at submission and leaves when its task has ended and
-/// its job holds no execution thread, before the caller is woken.
+/// Live tasks by id. A record enters at admission and leaves when its task has ended and its
+/// job holds no execution thread, before the caller is woken. Lock order: a record's lock,
+/// then this one.
 struct Registry {
     tasks: HashMap<TaskId, Arc<Record>>,
     /// Set by shutdown; no task enters after.
     closed: bool,
 }
 
+/// What the current thread does for which runtime.
+#[derive(Clone, Copy)]
+struct RuntimeThread {
+    /// The `Shared` address; 0 on a thread that is not the runtime's.
+    shared: usize,
+    /// The execution thread's number, if it is one.
+    slot: Option<usize>,
+}
+
 thread_local! {
-    /// The runtime whose job or timer this thread is running (its `Shared` address), so
-    /// shutdown never waits for the thread it runs on.
-    static RUNTIME_THREAD: Cell<usize> = const { Cell::new(0) };
+    /// So shutdown never waits for the thread it runs on, and a caller waiting on an
+    /// execution thread can run the task it waits for.
+    static RUNTIME_THREAD: Cell<RuntimeThread> =
+        const { Cell::new(RuntimeThread { shared: 0, slot: None }) };
 }
 
 /// Marks the current thread as working for a runtime until dropped.
-struct OnRuntimeThread(usize);
+struct OnRuntimeThread(RuntimeThread);
 
 impl OnRuntimeThread {
-    fn enter(shared: &Shared) -> OnRuntimeThread {
-        OnRuntimeThread(RUNTIME_THREAD.with(|cell| cell.replace(shared as *const _ as usize)))
+    fn enter(shared: &Shared, slot: Option<usize>) -> OnRuntimeThread {
+        let mark = RuntimeThread {
+            shared: shared as *const Shared as usize,
+            slot,
+        };
+        OnRuntimeThread(RUNTIME_THREAD.with(|cell| cell.replace(mark)))
     }
 }
 
@@ -81,39 +131,102 @@ impl Drop for OnRuntimeThread {
     }
 }
 
+/// What ends a task: the timer thread hands user code to the janitor, anybody else runs it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ender {
+    Timer,
+    Other,
+}
+
 impl Shared {
-    /// Starts the timer thread; the pools start with the struct.
+    /// Starts every thread.
     pub(super) fn start(
         config: Config,
         observers: Vec<Arc<dyn Observer>>,
     ) -> Result<Arc<Shared>, Error> {
         let execution_threads = config.execution_threads();
+        let (to_schedulers, for_schedulers) = crossbeam_channel::unbounded();
+        let (to_executors, for_executors) = crossbeam_channel::unbounded();
+        let (delivery, mailboxes) = Delivery::new(observers);
+        let (janitor, chores) = Janitor::new();
         let shared = Arc::new(Shared {
-            scheduler: Pool::new("subtask-scheduler", config.scheduler_threads())?,
-            executors: Pool::new("subtask-exec", execution_threads)?,
-            config,
-            observers,
             registry: Mutex::new(Registry {
                 tasks: HashMap::new(),
                 closed: false,
             }),
             counters: Counters::default(),
-            timer: Timer::new(),
-            timer_thread: Mutex::new(None),
+            timer: Timer::new(execution_threads),
+            delivery,
+            janitor,
+            capacity_used: AtomicUsize::new(0),
             slots: Mutex::new(Slots {
                 free: execution_threads,
                 waiting: VecDeque::new(),
             }),
+            to_schedulers,
+            to_executors,
+            crews: Crews {
+                timer: Crew::new("subtask-timer"),
+                schedulers: Crew::new("subtask-scheduler"),
+                executors: Crew::new("subtask-exec"),
+                janitor: Crew::new("subtask-janitor"),
+                mailboxes: Crew::new("subtask-events"),
+            },
             next_seq: AtomicU64::new(0),
+            default_label: sanitize_label(None),
             closing: AtomicBool::new(false),
+            drain: Mutex::new(Drain::NotStarted),
+            drained: Condvar::new(),
+            config,
         });
-        let timer_shared = shared.clone();
-        let timer_thread = std::thread::Builder::new()
-            .name("subtask-timer".into())
-            .spawn(move || timer_shared.run_timer())
-            .map_err(Error::from)?;
-        *shared.timer_thread.lock() = Some(timer_thread);
+        if let Err(error) = shared.spawn_threads(&for_schedulers, &for_executors, chores, mailboxes)
+        {
+            shared.close();
+            shared.stop_threads();
+            return Err(error);
+        }
         Ok(shared)
+    }
+
+    fn spawn_threads(
+        self: &Arc<Self>,
+        for_schedulers: &Receiver<Option<Arc<Record>>>,
+        for_executors: &Receiver<Option<Arc<Record>>>,
+        chores: Receiver<Chore>,
+        mailboxes: Vec<delivery::MailboxThread>,
+    ) -> Result<(), Error> {
+        let shared = self.clone();
+        self.crews.timer.spawn(0, move |_| shared.run_timer())?;
+        for n in 0..self.config.scheduler_threads() {
+            let shared = self.clone();
+            let receiver = for_schedulers.clone();
+            self.crews.schedulers.spawn(n, move |_| {
+                let _thread = OnRuntimeThread::enter(&shared, None);
+                while let Ok(Some(record)) = receiver.recv() {
+                    shared.place(record);
+                }
+            })?;
+        }
+        for n in 0..self.config.execution_threads() {
+            let shared = self.clone();
+            let receiver = for_executors.clone();
+            self.crews
+                .executors
+                .spawn(n, move |slot| shared.execute(slot, &receiver))?;
+        }
+        let shared = self.clone();
+        self.crews.janitor.spawn(0, move |_| {
+            let _thread = OnRuntimeThread::enter(&shared, None);
+            janitor::work(&chores);
+        })?;
+        for (n, mailbox) in mailboxes.into_iter().enumerate() {
+            let shared = self.clone();
+            self.crews.mailboxes.spawn(n, move |_| {
+                let _thread = OnRuntimeThread::enter(&shared, None);
+                delivery::work(mailbox);
+            })?;
+        }
+        Ok(())
     }
 
     pub(super) fn submit<T, F>(
@@ -125,57 +238,140 @@ impl Shared {
         T: Send + 'static,
         F: FnOnce(&JobContext<'_>) -> Result<T, Error> + Send + 'static,
     {
-        let limits = self.config.limits_for(&options)?;
-        self.admit()?;
-        let (sender, receiver) = crossbeam_channel::bounded(1);
-        let fail_sender = sender.clone();
-        let runner: Runner = Box::new(move |shared, record| {
-            let context = JobContext { shared, record };
-            let outcome =
-                catch_unwind(AssertUnwindSafe(|| job(&context))).unwrap_or_else(|panic| {
-                    Err(Error::new(
-                        ErrorKind::Panic,
-                        format!(
-                            "task {} panicked: {}",
-                            record.id,
-                            panic_message(panic.as_ref())
-                        ),
-                    ))
-                });
-            shared.complete(record, outcome, &sender);
+        let admitted = self.config.limits_for(&options).and_then(|limits| {
+            if self.closing.load(Ordering::Relaxed) {
+                return Err(shut_down_error());
+            }
+            self.admit().map(|()| limits)
         });
-        let label = sanitize_label(options.label.as_deref());
-        let record = self
-            .register(label, |seq, id, label| {
-                Record::new(
-                    seq,
-                    id,
-                    label,
-                    limits,
-                    options.observer,
-                    runner,
-                    Box::new(move |error| {
-                        let _ = fail_sender.send(Err(error));
-                    }),
-                )
-            })
-            .inspect_err(|_| {
+        let limits = match admitted {
+            Ok(limits) => limits,
+            Err(error) => {
+                // A refused job is the caller's, but its captures' `Drop` must not unwind
+                // out of `submit` either.
+                drop_quietly(job);
+                return Err(error);
+            }
+        };
+        let value = Arc::new(Mutex::new(None::<T>));
+        let cell = value.clone();
+        let runner: Runner = Box::new(move |context: &JobContext<'_>| {
+            let outcome = catch_unwind(AssertUnwindSafe(|| job(context))).unwrap_or_else(|panic| {
+                let message = panic_message(panic.as_ref());
+                drop_quietly(panic);
+                Err(Error::new(
+                    ErrorKind::Panic,
+                    format!("task {} panicked: {message}", context.id()),
+                ))
+            });
+            let error = match outcome {
+                Ok(value) => {
+                    *cell.lock() = Some(value);
+                    None
+                }
+                Err(error) => Some(error),
+            };
+            if !context.complete(error) {
+                // Late or refused: nobody will read the value. Its `Drop` is user code.
+                let discarded = cell.lock().take();
+                drop_quietly(discarded);
+            }
+        });
+        let label = match options.label.as_deref() {
+            None => self.default_label.clone(),
+            Some(label) => sanitize_label(Some(label)),
+        };
+        let observed = self.delivery.has_runtime_observers() || options.observer.is_some();
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
+        let record = match self.register(label, limits, options.observer, observed, runner) {
+            Ok(record) => record,
+            Err((error, runner)) => {
                 self.counters.queued.fetch_sub(1, Ordering::Relaxed);
-            })?;
-        record.arm(&self.timer);
+                self.release_capacity();
+                drop_quietly(runner);
+                return Err(error);
+            }
+        };
         self.counters.submitted.fetch_add(1, Ordering::Relaxed);
-        let dispatcher = self.clone();
-        let dispatched = record.clone();
-        self.scheduler.execute(move || {
-            let _thread = OnRuntimeThread::enter(&dispatcher);
-            dispatcher.dispatch(dispatched);
-        });
-        Ok(TaskHandle {
-            shared: self.clone(),
-            record,
-            receiver,
-            delivered: false,
-        })
+        if self.to_schedulers.send(Some(record.clone())).is_err() {
+            // Only after the threads stopped, which happens after `closed` is set.
+            self.cancel_task(&record, "because the runtime shut down");
+        }
+        Ok(TaskHandle::new(self.clone(), record, value))
+    }
+
+    /// Takes a free thread or a place in the queue for a new task, or refuses it when there
+    /// is neither.
+    fn admit(&self) -> Result<(), Error> {
+        let threads = self.config.execution_threads();
+        let max_queued = self.config.max_queued();
+        let capacity = threads + max_queued;
+        let mut used = self.capacity_used.load(Ordering::Relaxed);
+        loop {
+            if used >= capacity {
+                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(Error::new(
+                    ErrorKind::QueueFull,
+                    format!(
+                        "queue full: all {threads} execution threads are busy and {max_queued} \
+                         tasks already wait for one (max_queued = {max_queued}); retry when \
+                         some finish, or raise max_queued"
+                    ),
+                ));
+            }
+            match self.capacity_used.compare_exchange_weak(
+                used,
+                used + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    /// Gives back one task's share of the capacity; called once per task, under its lock.
+    pub(super) fn release_capacity(&self) {
+        self.capacity_used.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Adds a record under a fresh id (a new suffix on the rare collision) and posts its
+    /// `Queued` event before anybody else can see it.
+    fn register(
+        &self,
+        label: Arc<str>,
+        limits: super::config::Limits,
+        observer: Option<Arc<dyn Observer>>,
+        observed: bool,
+        runner: Runner,
+    ) -> Result<Arc<Record>, (Error, Runner)> {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let mut registry = self.registry.lock();
+        if registry.closed {
+            return Err((shut_down_error(), runner));
+        }
+        let mut attempt = 0;
+        let id = loop {
+            let id = TaskId::generate(&label, seq, attempt);
+            if !registry.tasks.contains_key(&id) {
+                break id;
+            }
+            attempt += 1;
+        };
+        let record = Arc::new(Record::new(
+            seq,
+            id.clone(),
+            label,
+            limits,
+            observer,
+            observed,
+            runner,
+            Instant::now(),
+        ));
+        record.admitted(self);
+        registry.tasks.insert(id, record.clone());
+        Ok(record)
     }
 
     pub(super) fn cancel(self: &Arc<Self>, id: &str) -> bool {
@@ -201,6 +397,7 @@ impl Shared {
             TaskStatus::Cancelled,
             CancelReason::Cancelled,
             error,
+            Ender::Other,
         )
     }
 
@@ -220,298 +417,133 @@ impl Shared {
         tasks
     }
 
-    /// Counts the task as queued, or refuses it if `max_queued` are already waiting.
-    fn admit(&self) -> Result<(), Error> {
-        let max = self.config.max_queued();
-        if self.counters.queued.fetch_add(1, Ordering::Relaxed) >= max {
-            self.counters.queued.fetch_sub(1, Ordering::Relaxed);
-            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(Error::new(
-                ErrorKind::QueueFull,
-                format!(
-                    "queue full: {max} tasks are already waiting for an execution slot \
-                     (max_queued = {max}, execution threads = {}); retry when some finish, \
-                     or raise max_queued",
-                    self.config.execution_threads()
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Adds a record under a fresh id (a new suffix on the rare collision).
-    fn register(
-        &self,
-        label: Arc<str>,
-        make: impl FnOnce(u64, TaskId, Arc<str>) -> Record,
-    ) -> Result<Arc<Record>, Error> {
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let mut registry = self.registry.lock();
-        if registry.closed {
-            return Err(Error::new(
-                ErrorKind::Shutdown,
-                "the runtime has shut down and takes no more tasks; build a new Runtime",
-            ));
-        }
-        let mut attempt = 0;
-        let id = loop {
-            let id = TaskId::generate(&label, seq, attempt);
-            if !registry.tasks.contains_key(&id) {
-                break id;
-            }
-            attempt += 1;
-        };
-        let record = Arc::new(make(seq, id.clone(), label));
-        registry.tasks.insert(id, record.clone());
-        Ok(record)
-    }
-
     fn live_records(&self) -> Vec<Arc<Record>> {
         self.registry.lock().tasks.values().cloned().collect()
     }
 
-    /// Scheduler thread: hands the task to a free execution thread, or queues it for the
-    /// next one. Never waits on a run.
-    fn dispatch(self: &Arc<Self>, record: Arc<Record>) {
-        self.post(&record, |_| EventKind::Queued);
-        let mut slots = self.slots.lock();
-        if record.status() != TaskStatus::Pending {
-            return; // ended (cancelled, timed out) before it was dispatched
-        }
-        if slots.free == 0 {
-            slots.waiting.push_back(record);
-            return;
-        }
-        slots.free -= 1;
-        drop(slots);
-        let executor = self.clone();
-        self.executors.execute(move || {
-            let _thread = OnRuntimeThread::enter(&executor);
-            executor.work(record);
-        });
+    /// Removes an ended record whose job holds no thread. Called under the record's lock,
+    /// before its caller is woken.
+    pub(super) fn forget(&self, id: &TaskId) {
+        let removed = self.registry.lock().tasks.remove(id);
+        debug_assert!(removed.is_some(), "task {id} left the registry twice");
     }
 
-    /// Execution thread: runs `first`, then whatever waits, until nothing does.
-    fn work(self: &Arc<Self>, first: Arc<Record>) {
-        let mut next = Some(first);
-        while let Some(record) = next {
-            self.run(record);
-            next = {
-                let mut slots = self.slots.lock();
-                let next = slots.waiting.pop_front();
-                if next.is_none() {
-                    slots.free += 1;
-                }
-                next
-            };
-        }
+    /// The execution threads' state in words, for the queue-timeout error. Read from the
+    /// gauges only (the caller holds a record lock, so the slots lock is out of order).
+    pub(super) fn occupancy(&self) -> String {
+        let threads = self.config.execution_threads();
+        let running = self.counters.running.load(Ordering::Relaxed);
+        let zombies = self.counters.zombies.load(Ordering::Relaxed);
+        let queued = self.counters.queued.load(Ordering::Relaxed);
+        format!(
+            "{} of {threads} execution threads were busy ({running} running tasks, {zombies} \
+             ended jobs that ignore cancellation) and {queued} tasks were pending",
+            (running + zombies).min(threads)
+        )
     }
 
-    /// Execution thread: starts the run and runs the job, which delivers its outcome.
-    fn run(self: &Arc<Self>, record: Arc<Record>) {
-        let started_at = Instant::now();
-        let runner = match record.start(started_at, &self.counters, &self.timer) {
-            Start::Running(runner) => runner,
-            Start::Ended => return,
-            Start::Expired(limit) => {
-                self.time_out(&record, limit, started_at);
-                return;
-            }
-        };
-        self.post(&record, |_| EventKind::Started {
-            queued_for: started_at.saturating_duration_since(record.submitted_at),
-        });
-        runner(self, &record);
-    }
-
-    /// The job returned: end the task with its outcome unless it already ended, and give
-    /// the execution thread back.
-    pub(super) fn complete<T>(
-        self: &Arc<Self>,
-        record: &Arc<Record>,
-        outcome: Result<T, Error>,
-        sender: &Sender<Result<T, Error>>,
-    ) {
-        let now = Instant::now();
-        let status = match outcome {
-            Ok(_) => TaskStatus::Completed,
-            Err(_) => TaskStatus::Failed,
-        };
-        let mut ending = record.end(status, now, true, &self.counters, &self.timer);
-        if ending.won {
-            drop(ending.fail_waiter.take());
-            let error = match ending.status {
-                TaskStatus::TimedOut(limit) => {
-                    log::info!(
-                        "task {} returned after its {limit} deadline; its result is discarded",
-                        record.id
-                    );
-                    record.token.trip(CancelReason::TimedOut(limit));
-                    Some(record.timeout_error(limit, now))
-                }
-                _ => None,
-            };
-            if ending.remove {
-                self.forget(record);
-            }
-            let event_error = match (error, outcome) {
-                (Some(error), _) => {
-                    let _ = sender.send(Err(error.clone()));
-                    Some(error)
-                }
-                (None, outcome) => {
-                    let event_error = outcome.as_ref().err().cloned();
-                    let _ = sender.send(outcome);
-                    event_error
-                }
-            };
-            self.finished(record, &ending, event_error);
-        } else {
-            log::info!(
-                "task {} returned after it ended ({}); its result is discarded",
-                record.id,
-                ending.status
-            );
-            if ending.remove {
-                self.forget(record);
-            }
-        }
-    }
-
-    /// Ends a task from outside its job (cancel, timeout, shutdown, dropped handle): trips
-    /// its token, then wakes its caller with `error`. Returns `false` if it had already
-    /// ended.
+    /// Ends a task from outside its job (cancel, timeout, shutdown, dropped handle): writes
+    /// the terminal status (the caller wakes with `error`), then trips its token and drops a
+    /// job that never ran — on the janitor thread when the timer ends it. Returns `false` if
+    /// it had already ended.
     pub(super) fn end_task(
         self: &Arc<Self>,
         record: &Arc<Record>,
         status: TaskStatus,
         reason: CancelReason,
         error: Error,
+        ender: Ender,
     ) -> bool {
-        let mut ending = record.end(status, Instant::now(), false, &self.counters, &self.timer);
+        let ending = record.end(self, status, Some(error), Instant::now(), false);
         if !ending.won {
             return false;
         }
-        record.token.trip(reason);
-        if ending.was_pending {
+        if ending.was_queued {
             self.unqueue(record);
         }
-        if ending.remove {
-            self.forget(record);
+        match ender {
+            Ender::Timer => {
+                self.janitor.send(Chore::Trip(record.token.clone(), reason));
+                if let Some(runner) = ending.runner {
+                    self.janitor.send(Chore::Drop(Box::new(runner)));
+                }
+            }
+            Ender::Other => {
+                record.token.trip(reason);
+                drop_quietly(ending.runner);
+            }
         }
-        if let Some(wake_caller) = ending.fail_waiter.take() {
-            wake_caller(error.clone());
-        }
-        self.finished(record, &ending, Some(error));
-        // The job of a task that never ran: its captures go now, on this thread.
-        drop(ending.runner.take());
         true
     }
 
-    /// Takes an ended task out of the slot queue, if it waits there.
-    fn unqueue(&self, record: &Record) {
-        let removed = {
-            let mut slots = self.slots.lock();
-            let position = slots
-                .waiting
-                .iter()
-                .position(|queued| queued.seq == record.seq);
-            position.and_then(|position| slots.waiting.remove(position))
-        };
-        drop(removed);
+    fn on_own_thread(&self) -> bool {
+        RUNTIME_THREAD.with(Cell::get).shared == self as *const Shared as usize
     }
 
-    fn time_out(self: &Arc<Self>, record: &Arc<Record>, limit: TimeoutKind, now: Instant) -> bool {
-        let error = record.timeout_error(limit, now);
+    fn time_out(
+        self: &Arc<Self>,
+        record: &Arc<Record>,
+        limit: TimeoutKind,
+        now: Instant,
+        ender: Ender,
+    ) -> bool {
+        let error = record.timeout_error(self, limit, now);
         self.end_task(
             record,
             TaskStatus::TimedOut(limit),
             CancelReason::TimedOut(limit),
             error,
+            ender,
         )
     }
 
     /// Ends the task if one of its deadlines has passed.
-    pub(super) fn enforce_deadline(self: &Arc<Self>, record: &Arc<Record>, now: Instant) {
+    pub(super) fn enforce_deadline(
+        self: &Arc<Self>,
+        record: &Arc<Record>,
+        now: Instant,
+        ender: Ender,
+    ) {
         if let Some(limit) = record.expired(now) {
-            self.time_out(record, limit, now);
+            self.time_out(record, limit, now, ender);
         }
     }
 
-    fn forget(&self, record: &Record) {
-        let removed = self.registry.lock().tasks.remove(&record.id);
-        drop(removed); // outside the lock: never the last reference, but cheap to be sure
-    }
-
-    /// After a terminal write: queue the `Finished` event.
-    fn finished(self: &Arc<Self>, record: &Arc<Record>, ending: &Ending, error: Option<Error>) {
-        log::debug!("task {} {}", record.id, ending.status);
-        if !self.has_observers(record) {
-            return;
-        }
-        let kind = EventKind::Finished {
-            status: ending.status,
-            queued_for: ending.queued_for,
-            ran_for: ending.ran_for,
-            error,
-        };
-        if record.post_finished(kind) {
-            self.deliver(record);
-        }
-    }
-
-    fn has_observers(&self, record: &Record) -> bool {
-        !self.observers.is_empty() || record.observer.is_some()
-    }
-
-    /// Queues an event of a live task for its observers.
-    fn post(self: &Arc<Self>, record: &Arc<Record>, make: impl FnOnce(TaskStatus) -> EventKind) {
-        if self.has_observers(record) && record.post_live(make) {
-            self.deliver(record);
-        }
-    }
-
-    /// Starts delivering a task's queued events on a scheduler thread: in order, one at a
-    /// time, never under a lock, so neither an execution thread nor a caller waits on an
-    /// observer.
-    fn deliver(self: &Arc<Self>, record: &Arc<Record>) {
-        let shared = self.clone();
-        let record = record.clone();
-        self.scheduler.execute(move || {
-            let _thread = OnRuntimeThread::enter(&shared);
-            loop {
-                let events = record.take_events();
-                if events.is_empty() {
-                    break;
-                }
-                for event in &events {
-                    events::notify(shared.observers.iter().chain(record.observer.iter()), event);
-                }
-            }
-            drop(record); // while this thread is marked: it may hold the last Runtime
-        });
-    }
-
-    /// The timer thread: ends tasks at their deadlines; every poll interval, warns about
-    /// jobs that ignore cancellation.
+    /// The timer thread: ends tasks at their deadlines; every poll interval, warns about jobs
+    /// that ignore cancellation. Each round is guarded, so nothing stops the timer.
     fn run_timer(self: Arc<Self>) {
-        let _thread = OnRuntimeThread::enter(&self);
+        let _thread = OnRuntimeThread::enter(&self, None);
         let poll = self.config.poll_interval();
         let mut housekeeping_at = deadline_after(Instant::now(), poll);
         loop {
-            match self.timer.wait(housekeeping_at) {
-                Wake::Due(records) => {
-                    let now = Instant::now();
-                    for record in &records {
-                        self.enforce_deadline(record, now);
+            let round = catch_unwind(AssertUnwindSafe(|| {
+                match self.timer.wait(housekeeping_at) {
+                    Wake::Due(records) => {
+                        let now = Instant::now();
+                        for record in &records {
+                            self.enforce_deadline(record, now, Ender::Timer);
+                        }
+                        true
                     }
+                    Wake::Housekeeping => {
+                        let now = Instant::now();
+                        self.warn_about_zombies(now);
+                        housekeeping_at = deadline_after(now, poll);
+                        true
+                    }
+                    Wake::Stopped => false,
                 }
-                Wake::Housekeeping => {
-                    let now = Instant::now();
-                    self.warn_about_zombies(now);
-                    housekeeping_at = deadline_after(now, poll);
+            }));
+            match round {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(panic) => {
+                    log::error!(
+                        "the timer caught a panic (a bug, please report it): {}",
+                        panic_message(panic.as_ref())
+                    );
+                    drop_quietly(panic);
                 }
-                Wake::Stopped => return,
             }
         }
     }
@@ -536,72 +568,49 @@ impl Shared {
         }
     }
 
-    pub(super) fn progress(self: &Arc<Self>, record: &Arc<Record>, progress: Progress) {
-        self.post(record, |_| EventKind::Progress(progress));
+    pub(super) fn progress(&self, record: &Record, progress: Arc<dyn ProgressReport>) {
+        record.post_live(self, |_| EventKind::Progress(progress));
     }
 
-    pub(super) fn heartbeat(self: &Arc<Self>, record: &Arc<Record>, now: Instant) {
+    pub(super) fn heartbeat(&self, record: &Record, now: Instant) {
         let elapsed = now.saturating_duration_since(record.submitted_at);
         log::debug!(
             "task {}: caller waiting for {}",
             record.id,
             time::human(elapsed)
         );
-        self.post(record, |status| EventKind::Heartbeat { status, elapsed });
+        record.post_live(self, |status| EventKind::Heartbeat { status, elapsed });
     }
 
-    pub(super) fn shutdown(self: &Arc<Self>, grace: Duration) -> Result<(), Error> {
-        let started = Instant::now();
-        self.closing.store(true, Ordering::SeqCst);
-        let live = {
-            let mut registry = self.registry.lock();
-            registry.closed = true;
-            registry.tasks.values().cloned().collect::<Vec<_>>()
-        };
-        for record in &live {
-            self.end_task(
-                record,
-                TaskStatus::Cancelled,
-                CancelReason::Shutdown,
-                Error::new(
-                    ErrorKind::Cancelled,
-                    format!(
-                        "task {} was cancelled because the runtime shut down",
-                        record.id
-                    ),
-                ),
-            );
-        }
-        let on_own_thread = RUNTIME_THREAD.with(|cell| cell.get()) == Arc::as_ptr(self) as usize;
-        if on_own_thread {
-            self.timer.stop();
-            log::debug!("shutdown called from a runtime thread: not waiting for jobs");
-            return Ok(());
-        }
-        self.timer.stop();
-        let timer_thread = self.timer_thread.lock().take();
-        if let Some(thread) = timer_thread
-            && thread.join().is_err()
-        {
-            log::error!("the timer thread panicked");
-        }
-        // Execution threads exit as their jobs return (at once for cooperative ones), so
-        // waiting for them is waiting for the jobs. Then the scheduler threads deliver the
-        // events those jobs posted, and exit too.
-        let stuck = self.executors.stop(deadline_after(started, grace));
-        self.scheduler.stop(deadline_after(Instant::now(), grace));
-        if stuck > 0 {
-            return Err(Error::timeout(
-                TimeoutKind::Execution,
-                format!(
-                    "shutdown: {stuck} job(s) ignore cancellation and still hold execution \
-                     threads after {}; they finish on their own and their results are \
-                     discarded",
-                    time::human(grace)
-                ),
-            ));
-        }
-        log::debug!("runtime shut down in {}", time::human(started.elapsed()));
-        Ok(())
+    /// Whether every thread has been joined (for tests).
+    #[cfg(test)]
+    pub(super) fn threads_left(&self) -> usize {
+        self.crews.timer.len()
+            + self.crews.schedulers.len()
+            + self.crews.executors.len()
+            + self.crews.janitor.len()
+            + self.crews.mailboxes.len()
     }
+
+    #[cfg(test)]
+    pub(super) fn capacity_used(&self) -> usize {
+        self.capacity_used.load(Ordering::SeqCst)
+    }
+
+    #[cfg(test)]
+    pub(super) fn waiting_len(&self) -> usize {
+        self.slots.lock().waiting.len()
+    }
+
+    #[cfg(test)]
+    pub(super) fn free_threads(&self) -> usize {
+        self.slots.lock().free
+    }
+}
+
+fn shut_down_error() -> Error {
+    Error::new(
+        ErrorKind::Shutdown,
+        "the runtime has shut down and takes no more tasks; build a new Runtime",
+    )
 }

@@ -28,14 +28,19 @@ impl TaskId {
     /// randomly keyed hash, so ids differ across processes too.
     pub(crate) fn generate(label: &str, seq: u64, attempt: u32) -> TaskId {
         let mut bits = std::collections::hash_map::RandomState::new().hash_one((seq, attempt));
-        let mut id = String::with_capacity(label.len() + 1 + ID_SUFFIX_LEN);
-        id.push_str(label);
-        id.push('-');
-        for _ in 0..ID_SUFFIX_LEN {
-            id.push(ID_ALPHABET[(bits & 31) as usize] as char);
+        // Built on the stack and copied once into the `Arc` (one allocation per task).
+        let mut id = [0u8; MAX_LABEL_LEN + 1 + ID_SUFFIX_LEN];
+        let label = &label.as_bytes()[..label.len().min(MAX_LABEL_LEN)];
+        id[..label.len()].copy_from_slice(label);
+        id[label.len()] = b'-';
+        for byte in &mut id[label.len() + 1..label.len() + 1 + ID_SUFFIX_LEN] {
+            *byte = ID_ALPHABET[(bits & 31) as usize];
             bits >>= 5;
         }
-        TaskId(id.into())
+        let id = &id[..label.len() + 1 + ID_SUFFIX_LEN];
+        // Labels are sanitized ASCII and the alphabet is ASCII; a label cut mid-character by
+        // a caller of this crate-internal function would fall back to the lossy form.
+        TaskId(String::from_utf8_lossy(id).into())
     }
 }
 

@@ -11,12 +11,12 @@ use super::worktree::Worktree;
 use super::{
     Hooks, Isolation, SubagentRegistry, SubagentSpec, SubagentStart, SubagentStop, TASK_TOOL,
 };
-use crate::agent::{Agent, AgentLimits, AgentResult, AgentStop, RunContext};
+use crate::agent::{Agent, AgentLimits, AgentResult, AgentStop, Progress, RunContext};
 use crate::error::{Error, ErrorKind};
 use crate::llm::{ChatModel, Message, ModelConfig};
 use crate::mcp::client::{self as mcp_client, McpSession};
 use crate::runtime::{
-    CancelToken, Observer, Progress, RunOptions, Runtime, TaskHandle, WeakRuntime, panic_message,
+    CancelToken, Observer, RunOptions, Runtime, TaskHandle, WeakRuntime, panic_message,
 };
 use crate::sandbox::{Network, Sandbox};
 use crate::task_tool::TaskTool;

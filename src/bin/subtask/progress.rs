@@ -45,18 +45,19 @@ impl Observer for ProgressLines {
 fn line(event: &Event) -> Option<String> {
     Some(match &event.kind {
         EventKind::Started { .. } => "started".to_string(),
-        EventKind::Progress(Progress::ToolStarted { tool, summary }) => {
-            format!(" {tool} {summary}")
-        }
-        EventKind::Progress(Progress::ToolFinished {
-            tool,
-            summary,
-            duration,
-            is_error: true,
-        }) => format!(
-            " {tool} {summary}: failed after {:.1}s",
-            duration.as_secs_f64()
-        ),
+        EventKind::Progress(_) => match event.kind.progress::<Progress>() {
+            Some(Progress::ToolStarted { tool, summary }) => format!(" {tool} {summary}"),
+            Some(Progress::ToolFinished {
+                tool,
+                summary,
+                duration,
+                is_error: true,
+            }) => format!(
+                " {tool} {summary}: failed after {:.1}s",
+                duration.as_secs_f64()
+            ),
+            _ => return None,
+        },
         EventKind::Heartbeat { status, elapsed } => {
             format!("{status} for {:.0}s", elapsed.as_secs_f64())
         }
