@@ -40,11 +40,17 @@ pytestmark = pytest.mark.skipif(
 #: How long any one test may take before it fails rather than hangs.
 PATIENCE = 30
 
-TASK = {"description": "Find the timer", "prompt": "Where is the timer?", "subagent_type": "explore"}
+TASK = {
+    "description": "Find the timer",
+    "prompt": "Where is the timer?",
+    "subagent_type": "explore",
+}
 
 
 def _serve(
-    tmp_path: Path, turns: List[Dict[str, Any]], session_test: Callable[[ClientSession], Awaitable[Any]]
+    tmp_path: Path,
+    turns: List[Dict[str, Any]],
+    session_test: Callable[[ClientSession], Awaitable[Any]],
 ) -> Any:
     """Starts `subtask mcp` in `tmp_path` with a model playing `turns`, initializes a
     session, and runs `session_test` on it."""
@@ -76,7 +82,10 @@ def test_initialize_reports_the_server_and_its_version(tmp_path: Path) -> None:
     script = tmp_path / "script.json"
     script.write_text(json.dumps([{"text": "unused"}]))
     params = StdioServerParameters(
-        command=str(BINARY), args=["mcp"], env={"SUBTASK_MODEL": f"scripted:{script}"}, cwd=str(tmp_path)
+        command=str(BINARY),
+        args=["mcp"],
+        env={"SUBTASK_MODEL": f"scripted:{script}"},
+        cwd=str(tmp_path),
     )
 
     async def main() -> Any:
