@@ -186,9 +186,7 @@ def main() -> None:
         report["conversion_p50_us"] = (
             us["python"]["p50"] - us["callable"]["p50"] - us["floor"]["p50"]
         )
-        report["raw_json_overhead_p50_us"] = (
-            us["raw"]["p50"] - us["raw_callable"]["p50"] - rust_p50
-        )
+        report["raw_json_overhead_p50_us"] = us["raw"]["p50"] - us["raw_callable"]["p50"] - rust_p50
     if options.json:
         print(json.dumps(report))
         return
