@@ -59,7 +59,12 @@ def _serve(
     params = StdioServerParameters(
         command=str(BINARY),
         args=["mcp"],
-        env={"SUBTASK_MODEL": f"scripted:{script}", "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+        env={
+            "SUBTASK_MODEL": f"scripted:{script}",
+            "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
+            # Transcripts go to the per-user state directory: this test's own.
+            "XDG_STATE_HOME": str(tmp_path / "state"),
+        },
         cwd=str(tmp_path),
     )
 
@@ -185,7 +190,7 @@ def test_a_timed_out_call_is_cancelled_and_the_server_goes_on(tmp_path: Path) ->
     assert took < 3, f"the next call took {took:.1f} s"
     # The cancelled run did not hold the session open until its 5 s turn ended.
     assert time.monotonic() - started < 4.5
-    transcripts = list((tmp_path / ".subtask" / "transcripts").glob("*.jsonl"))
+    transcripts = list((tmp_path / "state" / "subtask" / "transcripts").rglob("*.jsonl"))
     assert len(transcripts) == 2, transcripts
 
 
