@@ -143,7 +143,15 @@ class Runtime:
 
     Callbacks are not interrupted: when a task times out or is cancelled while one of its
     callbacks runs, its call returns once the callback does (or after the runtime's 2 s
-    grace for a partial result), and the callback's thread stays busy until it returns.
+    grace for a partial result), and the callback's thread stays busy until it returns. A
+    long tool checks :func:`subtask.cancelled` and returns early; an ``async def`` tool
+    running on the caller's loop is cancelled (``CancelledError``).
+
+    asyncio: :meth:`acall`, :meth:`atask` and :meth:`atask_parallel` never block the event
+    loop, and cancelling the awaiting task cancels the runs. Model, tool and event
+    callables may be ``async def``; during an asyncio call they run on the caller's loop
+    (so do not block that loop with a synchronous call meanwhile), otherwise on a loop of
+    their own.
 
     Close it with :meth:`close` or a ``with`` block; it is also closed when garbage
     collected and at interpreter exit, which then waits for callbacks still running.

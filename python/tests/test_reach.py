@@ -97,3 +97,15 @@ def test_subtask_task_and_runtime_task_take_the_same_order(
     assert rt.task("default type").subagent_type == "general-purpose"
     with pytest.raises(TypeError):
         rt.task("a", "explore", "third positional")  # type: ignore[misc]
+
+
+def test_named_models_do_not_open_the_scripted_provider_to_calls(
+    make_runtime: Any, tmp_path: Path
+) -> None:
+    # A prompt-injected model choosing a model that reads a file is still refused when
+    # the host maps other names.
+    script = tmp_path / "script.json"
+    script.write_text('[{"text": "from the file"}]')
+    rt = make_runtime(echo, models={"haiku": echo})
+    with pytest.raises(subtask.InvalidInput, match="script"):
+        rt.task("hello", "explore", model=f"scripted:{script}")
