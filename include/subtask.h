@@ -100,6 +100,17 @@
 #define SUBTASK_ERROR_INTERNAL 12
 
 /**
+ * Cancels one `subtask_task_with` call from another thread: the way an async host (a
+ * cancelled asyncio task) stops the runs of a call it no longer waits for.
+ *
+ * Ownership: made by `subtask_canceller_new`, owned by the caller, released with
+ * `subtask_canceller_free`, once, after the call that uses it has returned. Thread safety:
+ * `subtask_canceller_cancel` may be called from any thread, any number of times, while
+ * another thread is inside `subtask_task_with` with it.
+ */
+typedef struct subtask_canceller subtask_canceller;
+
+/**
  * Settings and host extensions (a model, tools, an event callback) for a runtime,
  * collected before it is built.
  *
@@ -169,7 +180,8 @@ typedef int32_t (*subtask_model_callback)(void *user_data,
  * `subtask_task`; several calls may run at once. It may block, but neither timeouts nor
  * cancellation interrupt it: a task that times out or is cancelled meanwhile ends for its
  * caller all the same (within about 2 s, the grace for a partial answer), and its thread
- * stays busy until the callback returns. It must not unwind into subtask (no C++
+ * stays busy until the callback returns. A long tool polls `subtask_reply_cancelled(reply)`
+ * and returns early once it is true. It must not unwind into subtask (no C++
  * exception or longjmp across it) and must not free the runtime that called it.
  */
 typedef int32_t (*subtask_tool_callback)(void *user_data,
@@ -261,6 +273,54 @@ void subtask_string_free(char *text);
 void subtask_reply_set(subtask_reply *reply, const char *text);
 
 /**
+ * Whether the task a tool callback works for was cancelled or timed out (its caller has
+ * stopped waiting, or is about to): a long host tool checks it now and then and returns
+ * early. Always false during a model callback, and for NULL. Thread-safe.
+ *
+ * # Safety
+ *
+ * `reply` is NULL or the reply of a callback still running.
+ */
+bool subtask_reply_cancelled(const subtask_reply *reply);
+
+/**
+ * Makes a canceller for `subtask_task_with`. On success writes it to `*out`; the caller
+ * owns it (`subtask_canceller_free`). Thread-safe.
+ *
+ * # Errors
+ *
+ * `SUBTASK_ERROR_INVALID_INPUT` when `out` is NULL.
+ *
+ * # Safety
+ *
+ * `out` is NULL or writable.
+ */
+subtask_error *subtask_canceller_new(subtask_canceller **out);
+
+/**
+ * Cancels the runs of the `subtask_task_with` call using `canceller` (its call returns them
+ * as `cancelled`, with their children killed); a call that starts with it afterwards has
+ * its runs cancelled as they are submitted. Returns without waiting; calling it again does
+ * nothing more. NULL does nothing. Thread-safe.
+ *
+ * # Safety
+ *
+ * `canceller` is NULL or a live canceller.
+ */
+void subtask_canceller_cancel(const subtask_canceller *canceller);
+
+/**
+ * Releases a canceller. NULL does nothing. Call at most once, after every call using it
+ * has returned.
+ *
+ * # Safety
+ *
+ * `canceller` is NULL or a canceller from `subtask_canceller_new`, not yet freed and not in
+ * use by a running call.
+ */
+void subtask_canceller_free(subtask_canceller *canceller);
+
+/**
  * Makes a configuration from a JSON object of settings (NULL or `{}` for every default).
  * Keys, all optional (`null` also means the default):
  * - `scheduler_threads`, `execution_threads`, `max_queued`: whole numbers (defaults 4, 8,
@@ -329,6 +389,31 @@ void subtask_config_free(subtask_config *config);
  * NUL-terminated string; `callback`, if not NULL, behaves as `subtask_model_callback` says.
  */
 subtask_error *subtask_config_set_model(subtask_config *config,
+                                        const char *name,
+                                        subtask_model_callback callback,
+                                        void *user_data);
+
+/**
+ * Serves the model name `name` with a host model (see `subtask_model_callback`) wherever
+ * a subagent type (`model: NAME` in an agent file) or a `task` call (`"model": "NAME"`)
+ * names it, instead of building that provider's client from the environment; other names
+ * still go to the environment's providers. Replaces a model added before under the same
+ * name. `name` (copied) is matched exactly and names the model in requests and usage
+ * footers (`function:NAME`). The default model, for types and calls that name none, is
+ * still `subtask_config_set_model` or the `model` setting.
+ *
+ * Lifetime: as `subtask_config_set_model`'s `user_data`.
+ *
+ * # Errors
+ *
+ * `SUBTASK_ERROR_INVALID_INPUT` when `config`, `name` or `callback` is NULL, or `name` is not
+ * UTF-8 or empty; the config is then unchanged.
+ *
+ * # Safety
+ *
+ * As `subtask_config_set_model`.
+ */
+subtask_error *subtask_config_add_model(subtask_config *config,
                                         const char *name,
                                         subtask_model_callback callback,
                                         void *user_data);
@@ -450,6 +535,22 @@ void subtask_runtime_free(subtask_runtime *runtime);
  * `out_json` is NULL or writable.
  */
 subtask_error *subtask_task(const subtask_runtime *runtime, const char *args_json, char **out_json);
+
+/**
+ * `subtask_task`, cancellable from another thread through `canceller` (NULL: not
+ * cancellable but by `subtask_cancel`): `subtask_canceller_cancel` makes this call return
+ * with its runs `cancelled`, their child processes killed and their slots back. Results
+ * and errors as `subtask_task`'s. Thread-safe.
+ *
+ * # Safety
+ *
+ * As `subtask_task`; `canceller` is NULL or a live canceller, not freed before this call
+ * returns.
+ */
+subtask_error *subtask_task_with(const subtask_runtime *runtime,
+                                 const char *args_json,
+                                 const subtask_canceller *canceller,
+                                 char **out_json);
 
 /**
  * The `task` tool's definition, to offer it to a model: `format` `"openai"` (a Chat

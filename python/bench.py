@@ -7,7 +7,8 @@
 The task is trivial: one model turn, answered at once by a Python model callable that
 returns a prebuilt Chat Completions body. Measured, per call (medians and p99):
 
-- python: ``Runtime.task()`` end to end;
+- python: ``Runtime.task()`` end to end, the model callable taking and returning dicts;
+- raw: the same with a :func:`subtask.raw_json` model callable (JSON text in and out);
 - callable: time inside the user's model callable (subtracted: it is the host's own work);
 - cffi floor: ``lib.subtask_task`` with a minimal cffi callback that sets a fixed reply
   (no JSON parsing, no dataclasses): the cost of crossing into C and being called back;
@@ -114,20 +115,50 @@ def python_figures(workspace: str) -> Dict[str, List[float]]:
         assert error == ffi.NULL
         lib.subtask_string_free(out[0])
 
-    figures: Dict[str, List[float]] = {"python": [], "callable": [], "floor": []}
+    response_text = json.dumps(RESPONSE)
+
+    @subtask.raw_json
+    def raw_model(request_json: str) -> str:
+        started = time.perf_counter()
+        reply = response_text
+        inside_raw.append(time.perf_counter() - started)
+        return reply
+
+    inside_raw: List[float] = []
+    raw_runtime = subtask.Runtime(model=raw_model, transcripts=False, workspace=workspace)
+
+    def raw_task() -> None:
+        assert raw_runtime.task(
+            ARGS["prompt"], ARGS["subagent_type"], description=ARGS["description"]
+        ).ok
+
+    figures: Dict[str, List[float]] = {
+        "python": [],
+        "callable": [],
+        "raw": [],
+        "raw_callable": [],
+        "floor": [],
+    }
     with subtask.Runtime(model=model, transcripts=False, workspace=workspace) as runtime:
 
         def task() -> None:
-            assert runtime.task(ARGS["description"], ARGS["prompt"], ARGS["subagent_type"]).ok
+            assert runtime.task(
+                ARGS["prompt"], ARGS["subagent_type"], description=ARGS["description"]
+            ).ok
 
         for _ in range(WARMUP):
             task()
+            raw_task()
             floor()
         for _ in range(ROUNDS):
             inside.clear()
+            inside_raw.clear()
             figures["python"] += measure(task, SAMPLES // ROUNDS)
             figures["callable"] += inside
+            figures["raw"] += measure(raw_task, SAMPLES // ROUNDS)
+            figures["raw_callable"] += inside_raw
             figures["floor"] += measure(floor, SAMPLES // ROUNDS)
+    raw_runtime.close()
     lib.subtask_runtime_free(floor_runtime[0])
     return figures
 
@@ -155,6 +186,7 @@ def main() -> None:
         report["conversion_p50_us"] = (
             us["python"]["p50"] - us["callable"]["p50"] - us["floor"]["p50"]
         )
+        report["raw_json_overhead_p50_us"] = us["raw"]["p50"] - us["raw_callable"]["p50"] - rust_p50
     if options.json:
         print(json.dumps(report))
         return
@@ -167,6 +199,8 @@ def main() -> None:
     rows = [
         ("Runtime.task(), Python model callable", us["python"]),
         ("  of which inside the callable", us["callable"]),
+        ("Runtime.task(), @subtask.raw_json model callable", us["raw"]),
+        ("  of which inside the callable", us["raw_callable"]),
         ("lib.subtask_task, minimal cffi callback (no JSON)", us["floor"]),
     ]
     if rust is not None:
@@ -184,6 +218,10 @@ def main() -> None:
             f"crossing {report['crossing_p50_us']:.1f} µs (cffi call + callback from a Rust "
             f"thread) + conversion {report['conversion_p50_us']:.1f} µs (JSON <-> dicts, "
             "TaskResult); target <= 20 µs"
+        )
+        print(
+            f"binding overhead with a raw JSON model (p50): "
+            f"{report['raw_json_overhead_p50_us']:.1f} µs; target <= 20 µs"
         )
     print(
         f"(medians of a noisy 2-vCPU VM vary by ~±15 µs run to run; stdev of python: "

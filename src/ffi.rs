@@ -28,9 +28,9 @@ use serde_json::{Map, Value, json};
 use crate::Progress;
 use crate::error::{Error, ErrorKind};
 use crate::llm::{ChatModel, FunctionModel, ModelConfig};
-use crate::runtime::{Event, EventKind, Runtime, TaskStatus};
+use crate::runtime::{CancelToken, Event, EventKind, Runtime, TaskStatus};
 use crate::subagents::{SubagentRegistry, Subagents, Transcripts, trust_project_from_env};
-use crate::task_tool::{TaskTool, TaskToolConfig};
+use crate::task_tool::{CallOptions, TaskOutput, TaskTool, TaskToolConfig};
 use crate::tools::{Tool, ToolContext, ToolRegistry, Workspace, builtin_tools};
 
 /// The version of this ABI (of this header); it changes when a function's signature or
@@ -89,6 +89,8 @@ pub struct subtask_error {
 pub struct subtask_config {
     settings: Map<String, Value>,
     model: Option<Arc<dyn ChatModel>>,
+    /// Host models by the name types and `task` calls give (`subtask_config_add_model`).
+    models: Vec<(String, Arc<dyn ChatModel>)>,
     tools: Vec<Arc<dyn Tool>>,
     events: Option<(subtask_event_callback, UserData)>,
 }
@@ -111,6 +113,19 @@ pub struct subtask_runtime {
 /// callback returns; do not keep the pointer and do not free it.
 pub struct subtask_reply {
     text: Option<String>,
+    /// The calling task's token, for `subtask_reply_cancelled` (`None` for a model call).
+    token: Option<CancelToken>,
+}
+
+/// Cancels one `subtask_task_with` call from another thread: the way an async host (a
+/// cancelled asyncio task) stops the runs of a call it no longer waits for.
+///
+/// Ownership: made by `subtask_canceller_new`, owned by the caller, released with
+/// `subtask_canceller_free`, once, after the call that uses it has returned. Thread safety:
+/// `subtask_canceller_cancel` may be called from any thread, any number of times, while
+/// another thread is inside `subtask_task_with` with it.
+pub struct subtask_canceller {
+    token: CancelToken,
 }
 
 /// A host tool (see `subtask_config_add_tool`). Gets the model's arguments for one call as
@@ -124,7 +139,8 @@ pub struct subtask_reply {
 /// `subtask_task`; several calls may run at once. It may block, but neither timeouts nor
 /// cancellation interrupt it: a task that times out or is cancelled meanwhile ends for its
 /// caller all the same (within about 2 s, the grace for a partial answer), and its thread
-/// stays busy until the callback returns. It must not unwind into subtask (no C++
+/// stays busy until the callback returns. A long tool polls `subtask_reply_cancelled(reply)`
+/// and returns early once it is true. It must not unwind into subtask (no C++
 /// exception or longjmp across it) and must not free the runtime that called it.
 pub type subtask_tool_callback = Option<
     unsafe extern "C" fn(
@@ -381,6 +397,85 @@ pub unsafe extern "C" fn subtask_reply_set(reply: *mut subtask_reply, text: *con
     });
 }
 
+/// Whether the task a tool callback works for was cancelled or timed out (its caller has
+/// stopped waiting, or is about to): a long host tool checks it now and then and returns
+/// early. Always false during a model callback, and for NULL. Thread-safe.
+///
+/// # Safety
+///
+/// `reply` is NULL or the reply of a callback still running.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn subtask_reply_cancelled(reply: *const subtask_reply) -> bool {
+    let mut cancelled = false;
+    guard_void(|| {
+        // SAFETY: NULL or the live reply of the callback in progress, per the header.
+        if let Some(reply) = unsafe { reply.as_ref() } {
+            cancelled = reply.token.as_ref().is_some_and(CancelToken::is_cancelled);
+        }
+    });
+    cancelled
+}
+
+/// Makes a canceller for `subtask_task_with`. On success writes it to `*out`; the caller
+/// owns it (`subtask_canceller_free`). Thread-safe.
+///
+/// # Errors
+///
+/// `SUBTASK_ERROR_INVALID_INPUT` when `out` is NULL.
+///
+/// # Safety
+///
+/// `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn subtask_canceller_new(
+    out: *mut *mut subtask_canceller,
+) -> *mut subtask_error {
+    guard(|| {
+        let out = out_arg(out, "out")?;
+        let canceller = Box::new(subtask_canceller {
+            token: CancelToken::new(),
+        });
+        // SAFETY: `out` checked non-NULL; valid for a write per the header.
+        unsafe { *out = Box::into_raw(canceller) };
+        Ok(())
+    })
+}
+
+/// Cancels the runs of the `subtask_task_with` call using `canceller` (its call returns them
+/// as `cancelled`, with their children killed); a call that starts with it afterwards has
+/// its runs cancelled as they are submitted. Returns without waiting; calling it again does
+/// nothing more. NULL does nothing. Thread-safe.
+///
+/// # Safety
+///
+/// `canceller` is NULL or a live canceller.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn subtask_canceller_cancel(canceller: *const subtask_canceller) {
+    guard_void(|| {
+        // SAFETY: NULL or live, per the header.
+        if let Some(canceller) = unsafe { canceller.as_ref() } {
+            canceller.token.cancel();
+        }
+    });
+}
+
+/// Releases a canceller. NULL does nothing. Call at most once, after every call using it
+/// has returned.
+///
+/// # Safety
+///
+/// `canceller` is NULL or a canceller from `subtask_canceller_new`, not yet freed and not in
+/// use by a running call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn subtask_canceller_free(canceller: *mut subtask_canceller) {
+    guard_void(|| {
+        if !canceller.is_null() {
+            // SAFETY: made by Box::into_raw in `subtask_canceller_new`, released once.
+            drop(unsafe { Box::from_raw(canceller) });
+        }
+    });
+}
+
 /// Makes a configuration from a JSON object of settings (NULL or `{}` for every default).
 /// Keys, all optional (`null` also means the default):
 /// - `scheduler_threads`, `execution_threads`, `max_queued`: whole numbers (defaults 4, 8,
@@ -432,6 +527,7 @@ pub unsafe extern "C" fn subtask_config_new(
         let config = Box::new(subtask_config {
             settings,
             model: None,
+            models: Vec::new(),
             tools: Vec::new(),
             events: None,
         });
@@ -489,28 +585,77 @@ pub unsafe extern "C" fn subtask_config_set_model(
         // SAFETY: NUL-terminated per the header.
         let name = unsafe { text_arg(name, "name") }?.to_string();
         let callback = callback.ok_or_else(|| Error::invalid_input("`callback` is NULL"))?;
-        let user_data = UserData(user_data);
-        config.model = Some(Arc::new(FunctionModel::new(
-            name,
-            move |request: &Value| {
-                let (code, text) = call_back(request.to_string(), |input, reply| {
-                    // SAFETY: the host's callback, called as its typedef documents.
-                    unsafe { callback(user_data.get(), input, reply) }
-                });
-                let text = match (code, text) {
-                    (0, Some(text)) => text,
-                    (0, None) => return Err("the model callback wrote no reply".to_string()),
-                    (_, Some(message)) if !message.is_empty() => return Err(message),
-                    (code, _) => {
-                        return Err(format!("the model callback failed (code {code})"));
-                    }
-                };
-                serde_json::from_str(&text)
-                    .map_err(|error| format!("the model callback's reply is not JSON: {error}"))
-            },
-        )));
+        config.model = Some(callback_model(name, callback, UserData(user_data)));
         Ok(())
     })
+}
+
+/// Serves the model name `name` with a host model (see `subtask_model_callback`) wherever
+/// a subagent type (`model: NAME` in an agent file) or a `task` call (`"model": "NAME"`)
+/// names it, instead of building that provider's client from the environment; other names
+/// still go to the environment's providers. Replaces a model added before under the same
+/// name. `name` (copied) is matched exactly and names the model in requests and usage
+/// footers (`function:NAME`). The default model, for types and calls that name none, is
+/// still `subtask_config_set_model` or the `model` setting.
+///
+/// Lifetime: as `subtask_config_set_model`'s `user_data`.
+///
+/// # Errors
+///
+/// `SUBTASK_ERROR_INVALID_INPUT` when `config`, `name` or `callback` is NULL, or `name` is not
+/// UTF-8 or empty; the config is then unchanged.
+///
+/// # Safety
+///
+/// As `subtask_config_set_model`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn subtask_config_add_model(
+    config: *mut subtask_config,
+    name: *const c_char,
+    callback: subtask_model_callback,
+    user_data: *mut c_void,
+) -> *mut subtask_error {
+    guard(|| {
+        // SAFETY: NULL or a live config, per the header.
+        let config =
+            unsafe { config.as_mut() }.ok_or_else(|| Error::invalid_input("`config` is NULL"))?;
+        // SAFETY: NUL-terminated per the header.
+        let name = unsafe { text_arg(name, "name") }?.to_string();
+        if name.trim().is_empty() {
+            return Err(Error::invalid_input(
+                "`name` is empty; give the model name agent files and task calls use",
+            ));
+        }
+        let callback = callback.ok_or_else(|| Error::invalid_input("`callback` is NULL"))?;
+        let model = callback_model(name.clone(), callback, UserData(user_data));
+        config.models.retain(|(known, _)| *known != name);
+        config.models.push((name, model));
+        Ok(())
+    })
+}
+
+/// A chat model whose requests go to a host callback.
+fn callback_model(
+    name: String,
+    callback: unsafe extern "C" fn(*mut c_void, *const c_char, *mut subtask_reply) -> i32,
+    user_data: UserData,
+) -> Arc<dyn ChatModel> {
+    Arc::new(FunctionModel::new(name, move |request: &Value| {
+        let (code, text) = call_back(request.to_string(), None, |input, reply| {
+            // SAFETY: the host's callback, called as its typedef documents.
+            unsafe { callback(user_data.get(), input, reply) }
+        });
+        let text = match (code, text) {
+            (0, Some(text)) => text,
+            (0, None) => return Err("the model callback wrote no reply".to_string()),
+            (_, Some(message)) if !message.is_empty() => return Err(message),
+            (code, _) => {
+                return Err(format!("the model callback failed (code {code})"));
+            }
+        };
+        serde_json::from_str(&text)
+            .map_err(|error| format!("the model callback's reply is not JSON: {error}"))
+    }))
 }
 
 /// Adds a host tool that subagents may call (see `subtask_tool_callback`). `name` (1-64
@@ -689,26 +834,78 @@ pub unsafe extern "C" fn subtask_task(
     args_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> *mut subtask_error {
+    // SAFETY: forwarded contract; no canceller.
+    unsafe { subtask_task_with(runtime, args_json, ptr::null(), out_json) }
+}
+
+/// `subtask_task`, cancellable from another thread through `canceller` (NULL: not
+/// cancellable but by `subtask_cancel`): `subtask_canceller_cancel` makes this call return
+/// with its runs `cancelled`, their child processes killed and their slots back. Results
+/// and errors as `subtask_task`'s. Thread-safe.
+///
+/// # Safety
+///
+/// As `subtask_task`; `canceller` is NULL or a live canceller, not freed before this call
+/// returns.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn subtask_task_with(
+    runtime: *const subtask_runtime,
+    args_json: *const c_char,
+    canceller: *const subtask_canceller,
+    out_json: *mut *mut c_char,
+) -> *mut subtask_error {
     guard(|| {
         // SAFETY: NULL or live, per the header.
         let runtime = unsafe { handle(runtime, "runtime") }?;
         let out = out_arg(out_json, "out_json")?;
         // SAFETY: NUL-terminated per the header.
         let arguments = unsafe { text_arg(args_json, "args_json") }?;
-        let output = runtime.task.call_str(arguments);
+        let arguments: Value = serde_json::from_str(arguments).map_err(|error| {
+            Error::invalid_input(format!(
+                "the arguments are not valid JSON ({error}); send one JSON object"
+            ))
+        })?;
+        let mut options = CallOptions::new();
+        // SAFETY: NULL or live, per the header.
+        if let Some(canceller) = unsafe { canceller.as_ref() } {
+            options = options.cancel_token(canceller.token.clone());
+        }
+        let output = runtime.task.call_json_with(&arguments, &options);
         if let Some(refusal) = &output.error {
             return Err(Error::invalid_input(refusal.clone()));
         }
-        let text = serde_json::to_string(&output).map_err(|error| {
-            Error::new(
-                ErrorKind::Internal,
-                format!("the result could not be encoded: {error}"),
-            )
-        })?;
         // SAFETY: `out` checked non-NULL.
-        unsafe { write_string(out, text) };
+        unsafe { write_string(out, output_json(&output)?) };
         Ok(())
     })
+}
+
+/// A call's output as the JSON `subtask_task` returns: the output's fields, plus `text`
+/// (what the model reads, `TaskOutput::to_text`) and for each result its `footer` and
+/// `text` (that run alone, as the model reads it), so hosts never rebuild them.
+fn output_json(output: &TaskOutput) -> Result<String, Error> {
+    let encoding = |error: serde_json::Error| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("the result could not be encoded: {error}"),
+        )
+    };
+    let mut json = serde_json::to_value(output).map_err(encoding)?;
+    if let Some(results) = json.get_mut("results").and_then(Value::as_array_mut) {
+        for (entry, result) in results.iter_mut().zip(&output.results) {
+            let alone = TaskOutput {
+                results: vec![result.clone()],
+                is_error: !result.is_complete(),
+                error: None,
+                usage: result.usage,
+                duration_ms: result.duration_ms,
+            };
+            entry["footer"] = Value::String(result.footer());
+            entry["text"] = Value::String(alone.to_text());
+        }
+    }
+    json["text"] = Value::String(output.to_text());
+    serde_json::to_string(&json).map_err(encoding)
 }
 
 /// The `task` tool's definition, to offer it to a model: `format` `"openai"` (a Chat
@@ -1039,6 +1236,19 @@ fn build_runtime(config: Option<&subtask_config>) -> Result<subtask_runtime, Err
     let mut subagents = Subagents::new(model, tools)
         .types(types)
         .transcripts(transcripts);
+    let models = config
+        .map(|config| config.models.clone())
+        .unwrap_or_default();
+    if !models.is_empty() {
+        // Host models first; every other name as before (the environment's providers).
+        let fallback = subagents.clone();
+        subagents = subagents.model_resolver(Arc::new(move |name: &str| {
+            match models.iter().find(|(known, _)| known == name) {
+                Some((_, model)) => Ok(model.clone()),
+                None => fallback.resolve_model(name),
+            }
+        }));
+    }
     if let Some(depth) = count(settings, "max_depth")? {
         subagents = subagents.max_depth(u32::try_from(depth).unwrap_or(u32::MAX));
     }
@@ -1054,10 +1264,14 @@ fn build_runtime(config: Option<&subtask_config>) -> Result<subtask_runtime, Err
 /// Calls a host callback with `input` and a fresh reply; returns its code and reply text.
 fn call_back(
     input: String,
+    token: Option<&CancelToken>,
     call: impl FnOnce(*const c_char, *mut subtask_reply) -> i32,
 ) -> (i32, Option<String>) {
     let input = c_string(input);
-    let mut reply = subtask_reply { text: None };
+    let mut reply = subtask_reply {
+        text: None,
+        token: token.cloned(),
+    };
     let code = call(input.as_ptr(), &mut reply);
     (code, reply.text)
 }
@@ -1089,8 +1303,8 @@ impl Tool for CallbackTool {
         self.read_only
     }
 
-    fn call(&self, input: &Value, _context: &ToolContext<'_>) -> Result<String, Error> {
-        let (code, text) = call_back(input.to_string(), |input, reply| {
+    fn call(&self, input: &Value, context: &ToolContext<'_>) -> Result<String, Error> {
+        let (code, text) = call_back(input.to_string(), Some(context.token()), |input, reply| {
             // SAFETY: the host's callback, called as its typedef documents.
             unsafe { (self.callback)(self.user_data.get(), input, reply) }
         });

@@ -1142,3 +1142,113 @@ fn one_config_builds_runtimes_that_outlive_it() {
         }
     });
 }
+
+#[test]
+fn results_carry_the_text_and_footer_the_model_reads() {
+    watchdog(|| {
+        let fixture = Fixture::new(json!({}), Box::new(|_| reply(answer("hi"))), vec![]);
+        let output = fixture.task(&say_hi()).unwrap();
+        let result = first_result(&output);
+        let footer = result["footer"].as_str().unwrap();
+        assert!(footer.starts_with("[run general-purpose-"), "{footer}");
+        assert_eq!(result["text"], format!("hi\n\n{footer}"));
+        assert_eq!(output["text"], result["text"]);
+    });
+}
+
+#[test]
+fn a_canceller_cancels_its_call_and_only_its_call() {
+    watchdog(|| {
+        let fixture = Fixture::new(json!({}), Box::new(|_| reply(answer("hi"))), vec![]);
+        let mut canceller = ptr::null_mut();
+        // SAFETY: a writable out-parameter.
+        ok(unsafe { subtask_canceller_new(&mut canceller) });
+        // SAFETY: a live canceller (twice: the second does nothing more).
+        unsafe {
+            subtask_canceller_cancel(canceller);
+            subtask_canceller_cancel(canceller);
+        }
+        let arguments = c(&say_hi().to_string());
+        let mut out = ptr::null_mut();
+        // SAFETY: live runtime and canceller, a NUL-terminated string, a writable out.
+        ok(unsafe { subtask_task_with(fixture.runtime, arguments.as_ptr(), canceller, &mut out) });
+        let output: Value = serde_json::from_str(&take_string(out)).unwrap();
+        assert_eq!(first_result(&output)["status"], "cancelled", "{output}");
+        // SAFETY: freed once, after the call returned; NULL does nothing.
+        unsafe {
+            subtask_canceller_free(canceller);
+            subtask_canceller_free(ptr::null_mut());
+            subtask_canceller_cancel(ptr::null());
+            assert!(!subtask_reply_cancelled(ptr::null()));
+        }
+        // Without a canceller (NULL), the same call runs as `subtask_task`.
+        let mut out = ptr::null_mut();
+        // SAFETY: as above, with a NULL canceller.
+        ok(unsafe {
+            subtask_task_with(fixture.runtime, arguments.as_ptr(), ptr::null(), &mut out)
+        });
+        let output: Value = serde_json::from_str(&take_string(out)).unwrap();
+        assert_eq!(first_result(&output)["status"], "completed", "{output}");
+    });
+}
+
+#[test]
+fn a_named_host_model_serves_the_name_a_call_gives() {
+    watchdog(|| {
+        let workspace = TempDir::new("workspace");
+        let settings = json!({"workspace": workspace.path(), "transcripts": "off"});
+        let config = new_config(&settings.to_string());
+        let default: Handler = Box::new(|_| reply(answer("default model")));
+        let haiku: Handler = Box::new(|request: &str| {
+            let request: Value = serde_json::from_str(request).unwrap();
+            reply(answer(&format!(
+                "host {}",
+                request["model"].as_str().unwrap()
+            )))
+        });
+        let mut runtime = ptr::null_mut();
+        // SAFETY: a live config; the handlers outlive the runtime (freed below first).
+        unsafe {
+            ok(subtask_config_set_model(
+                config,
+                c("main").as_ptr(),
+                Some(call_handler),
+                (&raw const default).cast_mut().cast(),
+            ));
+            invalid(
+                subtask_config_add_model(
+                    config,
+                    c(" ").as_ptr(),
+                    Some(call_handler),
+                    ptr::null_mut(),
+                ),
+                "name",
+            );
+            ok(subtask_config_add_model(
+                config,
+                c("haiku").as_ptr(),
+                Some(call_handler),
+                (&raw const haiku).cast_mut().cast(),
+            ));
+            ok(subtask_runtime_new(config, &mut runtime));
+            subtask_config_free(config);
+        }
+        let run = |arguments: Value| {
+            let arguments = c(&arguments.to_string());
+            let mut out = ptr::null_mut();
+            // SAFETY: a live runtime, a NUL-terminated string, a writable out-parameter.
+            ok(unsafe { subtask_task(runtime, arguments.as_ptr(), &mut out) });
+            serde_json::from_str::<Value>(&take_string(out)).unwrap()
+        };
+        let mut call = say_hi();
+        let output = run(call.clone());
+        assert_eq!(first_result(&output)["answer"], "default model", "{output}");
+        call["model"] = json!("haiku");
+        let output = run(call);
+        assert_eq!(first_result(&output)["answer"], "host haiku", "{output}");
+        assert_eq!(first_result(&output)["model"], "function:haiku");
+        // SAFETY: freed once; the handlers are dropped after.
+        unsafe { subtask_runtime_free(runtime) };
+        drop((default, haiku));
+    });
+}

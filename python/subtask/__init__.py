@@ -7,7 +7,11 @@ binding over subtask's C ABI (``include/subtask.h``).
 For scripts::
 
     import subtask
-    print(subtask.task("explore", "Where are timeouts enforced?"))
+    print(subtask.task("Where are timeouts enforced?", "explore"))
+
+In async code::
+
+    answer = await subtask.atask("Where are timeouts enforced?", "explore")
 
 In a host::
 
@@ -29,6 +33,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Optional
 
+from ._callables import raw_json
 from ._errors import (
     Cancelled,
     ConfigError,
@@ -41,7 +46,7 @@ from ._errors import (
     Timeout,
     ToolError,
 )
-from ._ffi import ABI_VERSION
+from ._ffi import ABI_VERSION, current_call_cancelled
 from ._results import TaskOutput, TaskResult, Usage
 from ._runtime import EventCallable, ModelCallable, Runtime
 from ._tools import Tool, tool
@@ -65,8 +70,11 @@ __all__ = [
     "Tool",
     "ToolError",
     "Usage",
+    "atask",
+    "cancelled",
     "close_default_runtime",
     "default_runtime",
+    "raw_json",
     "task",
     "tool",
 ]
@@ -95,7 +103,7 @@ del _public
 try:
     from importlib.metadata import version as _version
 
-    __version__ = _version("subtask")
+    __version__ = _version("subtask-agents")
 except Exception:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
@@ -128,24 +136,32 @@ def close_default_runtime() -> None:
         runtime.close()
 
 
-def task(subagent_type: str, prompt: str, **optional: Any) -> str:
+def task(prompt: str, subagent_type: str = "general-purpose", **optional: Any) -> str:
     """Runs a subagent of type ``subagent_type`` on ``prompt`` in the current directory and
-    returns its final answer. Blocks until it is done.
+    returns its final answer. Blocks until it is done. Same order as :meth:`Runtime.task`.
 
-    ``optional`` takes the other fields of :meth:`Runtime.task` (``description``,
-    defaulting to the prompt's first words, ``model``, ``files``, ``timeout_seconds``...).
-    Runs on :func:`default_runtime`.
+    ``optional`` takes the other fields of :meth:`Runtime.task` by keyword
+    (``description``, defaulting to the prompt's first words, ``model``, ``files``,
+    ``timeout_seconds``...). Runs on :func:`default_runtime`.
 
     Raises :class:`ConfigError` when no model is configured, :class:`InvalidInput` for a
     refused call, :class:`Timeout` / :class:`Cancelled` / :class:`Error` when the run did
     not complete (its :class:`TaskResult` is the exception's ``result``).
     """
-    description = optional.pop("description", None) or _description(prompt)
-    result = default_runtime().task(description, prompt, subagent_type, **optional)
+    result = default_runtime().task(prompt, subagent_type, **optional)
     return result.raise_for_status().answer
 
 
-def _description(prompt: str) -> str:
-    """The prompt's first words, as the ``task`` tool accepts a description."""
-    description = " ".join(prompt.split()[:5])[:80]
-    return description or "task"
+async def atask(prompt: str, subagent_type: str = "general-purpose", **optional: Any) -> str:
+    """:func:`task`, awaitable: never blocks the event loop, and cancelling the awaiting
+    task cancels the run (see :meth:`Runtime.acall`)."""
+    result = await default_runtime().atask(prompt, subagent_type, **optional)
+    return result.raise_for_status().answer
+
+
+def cancelled() -> bool:
+    """Inside a host tool (sync or ``async def``): whether the task it works for was
+    cancelled or timed out, so a long tool can stop early. False outside a tool call.
+    An ``async def`` tool running on the caller's event loop is also cancelled
+    (``asyncio.CancelledError``) when its task is."""
+    return current_call_cancelled()

@@ -13,6 +13,7 @@ call is still running (a callback that outlives a timeout keeps its thread busy)
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from typing import Any, Callable, List, Optional, Set, Tuple
@@ -29,6 +30,8 @@ except ImportError as error:  # pragma: no cover - a broken install
 
 __all__ = [
     "ABI_VERSION",
+    "Canceller",
+    "current_call_cancelled",
     "EventHandler",
     "Handler",
     "NativeRuntime",
@@ -64,6 +67,29 @@ def _running_here() -> List["_Callbacks"]:
     if stack is None:
         stack = _callback_state.stack = []
     return stack
+
+
+#: While a host tool runs: a function saying whether its task was cancelled (a
+#: ``ContextVar``, so an async tool running on an event loop sees its own call's).
+_cancel_check: "contextvars.ContextVar[Optional[Callable[[], bool]]]" = contextvars.ContextVar(
+    "subtask_cancel_check", default=None
+)
+
+
+def current_call_cancelled() -> bool:
+    """Whether the task the running host tool works for was cancelled or timed out; False
+    outside a tool call."""
+    check = _cancel_check.get()
+    return check() if check is not None else False
+
+
+def bind_cancel_check(check: Optional[Callable[[], bool]]) -> "contextvars.Token[Any]":
+    """Makes ``check`` the current tool call's cancellation flag (for a coroutine)."""
+    return _cancel_check.set(check)
+
+
+def unbind_cancel_check(token: "contextvars.Token[Any]") -> None:
+    _cancel_check.reset(token)
 
 
 def _raise_for(error: Any) -> None:
@@ -185,11 +211,14 @@ def _reply_callback(callbacks: _Callbacks, handler: Handler, ctype: str) -> Any:
 
     def trampoline(user_data: Any, input_json: Any, reply: Any) -> int:
         callbacks.enter()
+        # The reply is valid until this returns; the flag is unbound before.
+        token = _cancel_check.set(lambda: bool(lib.subtask_reply_cancelled(reply)))
         try:
             code, text = handler(ffi.string(input_json).decode("utf-8", "replace"))
             lib.subtask_reply_set(reply, text.encode("utf-8", "replace").replace(b"\0", b" "))
             return code
         finally:
+            _cancel_check.reset(token)
             callbacks.leave()
 
     # A failure in the trampoline itself reads as -1: an error, never a success.
@@ -220,6 +249,7 @@ class NativeRuntime:
         model: Optional[Tuple[str, Handler]],
         tools: List[Tuple[str, str, str, bool, Handler]],
         on_event: Optional[EventHandler],
+        models: Optional[List[Tuple[str, Handler]]] = None,
     ) -> None:
         self._callbacks = _Callbacks()
         config_out = ffi.new("subtask_config **")
@@ -231,6 +261,10 @@ class NativeRuntime:
                 callback = _reply_callback(self._callbacks, handler, "subtask_model_callback")
                 self._callbacks.keep.append(callback)
                 _raise_for(lib.subtask_config_set_model(config, _text(name), callback, ffi.NULL))
+            for name, handler in models or []:
+                callback = _reply_callback(self._callbacks, handler, "subtask_model_callback")
+                self._callbacks.keep.append(callback)
+                _raise_for(lib.subtask_config_add_model(config, _text(name), callback, ffi.NULL))
             for name, description, schema_json, read_only, handler in tools:
                 callback = _reply_callback(self._callbacks, handler, "subtask_tool_callback")
                 self._callbacks.keep.append(callback)
@@ -255,9 +289,12 @@ class NativeRuntime:
             lib.subtask_config_free(config)
         self._handle: Any = runtime_out[0]
 
-    def task(self, args_json: str) -> str:
+    def task(self, args_json: str, canceller: Optional["Canceller"] = None) -> str:
         out = ffi.new("char **")
-        _raise_for(lib.subtask_task(self._handle, _text(args_json), out))
+        if canceller is None:
+            _raise_for(lib.subtask_task(self._handle, _text(args_json), out))
+        else:
+            _raise_for(lib.subtask_task_with(self._handle, _text(args_json), canceller.handle, out))
         return _take_string(out)
 
     def tool_definition(self, format: str) -> str:
@@ -291,3 +328,34 @@ class NativeRuntime:
         if handle != ffi.NULL:
             lib.subtask_runtime_free(handle)
             self._callbacks.release()
+
+
+class Canceller:
+    """An owned ``subtask_canceller*``: cancels the runs of one ``task`` call from another
+    thread (the event loop, when the awaiting asyncio task is cancelled).
+
+    ``cancel`` may be called from any thread at any time, ``free`` once the call using it
+    has returned; a lock keeps ``cancel`` from touching a freed handle.
+    """
+
+    def __init__(self) -> None:
+        out = ffi.new("subtask_canceller **")
+        _raise_for(lib.subtask_canceller_new(out))
+        self._lock = threading.Lock()
+        # Invariant: NULL once freed; only read or written under `_lock`.
+        self._handle: Any = out[0]
+
+    @property
+    def handle(self) -> Any:
+        return self._handle
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._handle != ffi.NULL:
+                lib.subtask_canceller_cancel(self._handle)
+
+    def free(self) -> None:
+        with self._lock:
+            handle, self._handle = self._handle, ffi.NULL
+        if handle != ffi.NULL:
+            lib.subtask_canceller_free(handle)

@@ -1,5 +1,6 @@
 """What a ``task`` call returns: :class:`TaskOutput` (the whole call) and one
-:class:`TaskResult` per run."""
+:class:`TaskResult` per run. The model-facing text and footers come from subtask's Rust
+core through the C ABI; nothing here rebuilds them."""
 
 from __future__ import annotations
 
@@ -111,36 +112,16 @@ class TaskResult:
         detail = f": {self.error}" if self.error else ""
         raise error_for_code(code, f"the task {self.status.replace('_', ' ')}{detail}", self)
 
-    @property
-    def footer(self) -> str:
-        """The footer line the model reads after the answer:
-        ``[run explore-k3m9x2ab · completed · 4 turns · 12,345 in / 678 out tokens · 8.2 s]``."""
-        parts = [f"run {self.run_id or '-'}", self.status.replace("_", " ")]
-        if self.model:
-            parts.append(self.model)
-        parts.append(f"{self.turns} turn{'' if self.turns == 1 else 's'}")
-        parts.append(
-            f"{self.usage.total_input_tokens:,} in / {self.usage.output_tokens:,} out tokens"
-        )
-        if self.usage.cost_usd is not None:
-            parts.append(f"${self.usage.cost_usd:.4f}")
-        parts.append(f"{self.duration_ms / 1000:.1f} s")
-        if self.worktree:
-            parts.append(
-                f"changes on branch {self.worktree.get('branch')} in {self.worktree.get('path')}"
-            )
-        if self.type_source:
-            parts.append(f"{self.subagent_type} from {self.type_source}")
-        return "[" + " · ".join(parts) + "]"
+    footer: str = ""
+    """The footer line the model reads after the answer, as subtask wrote it:
+    ``[run explore-k3m9x2ab · completed · 4 turns · 12,345 in / 678 out tokens · 8.2 s]``."""
+    text: str = ""
+    """The answer (or error) and the footer: this run alone as the model reads it."""
 
     def to_text(self) -> str:
-        """The answer (or error) and the footer, as the model reads one run."""
-        text = ""
-        if self.answer.strip():
-            text += self.answer.rstrip() + "\n\n"
-        if self.error:
-            text += f"Error: {self.error}\n\n"
-        return text + self.footer
+        """The answer (or error) and the footer, as the model reads this run (written by
+        subtask itself, not rebuilt here)."""
+        return self.text
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "TaskResult":
@@ -158,6 +139,8 @@ class TaskResult:
             type_source=data.get("type_source"),
             worktree=data.get("worktree"),
             tool_calls=dict(data.get("tool_calls") or {}),
+            footer=data.get("footer") or "",
+            text=data.get("text") or "",
         )
 
 
@@ -175,20 +158,14 @@ class TaskOutput:
     duration_ms: int
     """Wall time of the whole call, in milliseconds."""
 
+    text: str = ""
+    """The text the model reads: each run's full answer (or error) and its footer; several
+    runs each under a heading, in request order. Written by subtask (``TaskOutput::to_text``
+    in Rust), so it is the same text the Rust, C and MCP faces give."""
+
     def to_text(self) -> str:
-        """The text the model reads: each run's full answer (or error) and its footer;
-        several runs each under a heading, in request order."""
-        if len(self.results) == 1:
-            return self.results[0].to_text()
-        done = sum(1 for result in self.results if result.ok)
-        text = f"{len(self.results)} tasks: {done} completed, {len(self.results) - done} did not.\n"
-        for index, result in enumerate(self.results, 1):
-            model = f", {result.model}" if result.model else ""
-            text += (
-                f"\n## {index}. {result.description} ({result.subagent_type}{model})\n\n"
-                f"{result.to_text()}\n"
-            )
-        return text
+        """The text the model reads (see :attr:`text`)."""
+        return self.text
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "TaskOutput":
@@ -197,4 +174,5 @@ class TaskOutput:
             is_error=bool(data.get("is_error")),
             usage=Usage.from_json(data.get("usage")),
             duration_ms=int(data.get("duration_ms") or 0),
+            text=data.get("text") or "",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import datetime
 import json
@@ -24,8 +25,16 @@ from typing import (
     overload,
 )
 
+from ._callables import HostLoops, is_raw_json, resolve
 from ._errors import Error, InvalidInput, Shutdown
-from ._ffi import Handler, NativeRuntime, validate_settings, wait_for_running_callbacks
+from ._ffi import (
+    Canceller,
+    Handler,
+    NativeRuntime,
+    current_call_cancelled,
+    validate_settings,
+    wait_for_running_callbacks,
+)
 from ._results import TaskOutput, TaskResult
 from ._tools import Tool, as_tool
 
@@ -39,9 +48,12 @@ R = TypeVar("R")
 #: ``tools``, ``max_tokens``) and returns a Chat Completions response body
 #: (``{"choices": [{"message": {...}, "finish_reason": ...}], "usage": {...}}``) as a dict,
 #: a JSON string, or an object with ``model_dump()`` (such as the ``openai`` package's).
-ModelCallable = Callable[[Dict[str, Any]], Any]
+#: It may be an ``async def`` function. Marked with :func:`subtask.raw_json`, it takes the
+#: request as JSON text instead of a dict (and returns JSON text): the fast path.
+ModelCallable = Callable[[Any], Any]
 #: Receives each task event as a dict: ``{"task": ID, "label": ..., "kind": ..., ...}``.
-EventCallable = Callable[[Dict[str, Any]], None]
+#: It may be an ``async def`` function.
+EventCallable = Callable[[Dict[str, Any]], Any]
 
 Seconds = Union[int, float, datetime.timedelta]
 PathLike = Union[str, "os.PathLike[str]"]
@@ -101,6 +113,9 @@ class Runtime:
     - ``model``: ``"provider:model"`` or an alias (default: ``SUBTASK_MODEL``), with
       ``api_key`` and ``base_url``; or a Python callable that answers Chat Completions
       requests (see :data:`ModelCallable`), named ``model_name`` in requests and footers.
+    - ``models``: ``{name: callable}``, Python models served under the names subagent
+      types (``model: haiku`` in an agent file) and ``task`` calls (``model="haiku"``)
+      give; other names still go to the environment's providers.
     - ``workspace`` (default: the current directory when the Runtime is made),
       ``transcripts`` (a directory, or ``"off"``/``False``; default: the per-user state
       directory, ``$XDG_STATE_HOME/subtask/transcripts/<workspace>/``, out of the
@@ -128,7 +143,15 @@ class Runtime:
 
     Callbacks are not interrupted: when a task times out or is cancelled while one of its
     callbacks runs, its call returns once the callback does (or after the runtime's 2 s
-    grace for a partial result), and the callback's thread stays busy until it returns.
+    grace for a partial result), and the callback's thread stays busy until it returns. A
+    long tool checks :func:`subtask.cancelled` and returns early; an ``async def`` tool
+    running on the caller's loop is cancelled (``CancelledError``).
+
+    asyncio: :meth:`acall`, :meth:`atask` and :meth:`atask_parallel` never block the event
+    loop, and cancelling the awaiting task cancels the runs. Model, tool and event
+    callables may be ``async def``; during an asyncio call they run on the caller's loop
+    (so do not block that loop with a synchronous call meanwhile), otherwise on a loop of
+    their own.
 
     Close it with :meth:`close` or a ``with`` block; it is also closed when garbage
     collected and at interpreter exit, which then waits for callbacks still running.
@@ -139,6 +162,7 @@ class Runtime:
         *,
         model: Union[str, ModelCallable, None] = None,
         model_name: Optional[str] = None,
+        models: Optional[Mapping[str, ModelCallable]] = None,
         api_key: Optional[str] = None,
         base_url: Optional[str] = None,
         workspace: Optional[PathLike] = None,
@@ -170,6 +194,15 @@ class Runtime:
             self._model = model
         elif model is not None:
             settings["model"] = model
+        self._models: Dict[str, ModelCallable] = dict(models or {})
+        for name, function in self._models.items():
+            if not isinstance(name, str) or not name.strip() or not callable(function):
+                raise InvalidInput(
+                    f"`models` maps model names to callables; {name!r} is not a name with a "
+                    "callable",
+                    1,
+                )
+        self._loops = HostLoops()
         if transcripts is False:
             transcripts = "off"
         elif transcripts is True:
@@ -289,28 +322,35 @@ class Runtime:
     def _build(self) -> NativeRuntime:
         model: Optional[Tuple[str, Handler]] = None
         if self._model is not None:
-            model = (self._model_name, self._model_handler(self._model))
+            model = (self._model_name, self._model_handler(self._model, self._loops))
+        models = [
+            (name, self._model_handler(function, self._loops))
+            for name, function in self._models.items()
+        ]
         tools = [
             (
                 tool.name,
                 tool.description,
                 json.dumps(tool.parameters),
                 tool.read_only,
-                self._tool_handler(tool),
+                self._tool_handler(tool, self._loops),
             )
             for tool in self._tools
         ]
-        on_event = self._event_handler(self._on_event) if self._on_event else None
-        return NativeRuntime(self._settings_json, model, tools, on_event)
+        on_event = self._event_handler(self._on_event, self._loops) if self._on_event else None
+        return NativeRuntime(self._settings_json, model, tools, on_event, models)
 
     # The handlers below never raise: an exception must not cross into the runtime.
     # They hold no reference to the Runtime, so dropping it frees it.
 
     @staticmethod
-    def _model_handler(model: ModelCallable) -> Handler:
+    def _model_handler(model: ModelCallable, loops: HostLoops) -> Handler:
+        raw = is_raw_json(model)
+
         def handle(request_json: str) -> Tuple[int, str]:
             try:
-                return 0, _response_text(model(json.loads(request_json)))
+                request = request_json if raw else json.loads(request_json)
+                return 0, _response_text(resolve(model(request), loops))
             except BaseException as exception:  # noqa: BLE001 - reported to the run
                 log.debug("the model callable raised", exc_info=True)
                 return 1, f"the model callable raised {_describe_exception(exception)}"
@@ -318,10 +358,12 @@ class Runtime:
         return handle
 
     @staticmethod
-    def _tool_handler(tool: Tool[Any]) -> Handler:
+    def _tool_handler(tool: Tool[Any], loops: HostLoops) -> Handler:
         def handle(input_json: str) -> Tuple[int, str]:
             try:
-                return 0, tool.invoke(input_json)
+                return 0, tool.invoke(
+                    input_json, lambda value: resolve(value, loops, current_call_cancelled)
+                )
             except BaseException as exception:  # noqa: BLE001 - reported to the model
                 log.debug("the tool %s raised", tool.name, exc_info=True)
                 return 1, _describe_exception(exception)
@@ -329,10 +371,10 @@ class Runtime:
         return handle
 
     @staticmethod
-    def _event_handler(on_event: EventCallable) -> Callable[[str], None]:
+    def _event_handler(on_event: EventCallable, loops: HostLoops) -> Callable[[str], None]:
         def handle(event_json: str) -> None:
             try:
-                on_event(json.loads(event_json))
+                resolve(on_event(json.loads(event_json)), loops)
             except BaseException:  # noqa: BLE001 - an observer must not break a run
                 log.exception("the on_event callable raised; the event is skipped")
 
@@ -394,7 +436,8 @@ class Runtime:
         """Runs a ``task`` tool call exactly as a model sends it: one task
         (``description``, ``prompt``, ``subagent_type`` and optional fields) or ``tasks``,
         as JSON text or a mapping. Blocks until every run it started has ended (releasing
-        the GIL meanwhile) and returns all the results.
+        the GIL meanwhile) and returns all the results; ``output.text`` is what the model
+        reads.
 
         Runs that fail, time out or are cancelled are results (see :class:`TaskResult`),
         not exceptions. Raises :class:`InvalidInput` when the call is refused before
@@ -408,12 +451,83 @@ class Runtime:
             self._leave()
         return TaskOutput.from_json(json.loads(output))
 
+    async def acall(self, arguments: Union[str, Mapping[str, Any]]) -> TaskOutput:
+        """:meth:`call`, awaitable: the call runs on a thread of its own, so the event loop
+        is never blocked, and several awaits run at once (up to ``execution_threads``
+        runs; the rest queue).
+
+        Cancelling the awaiting task (``task.cancel()``, ``asyncio.wait_for``'s timeout, a
+        ``TaskGroup`` failing) cancels its runs: their child processes are killed and
+        their slots are free again before ``CancelledError`` reaches the awaiter. Async
+        model, tool and event callables run on this loop while the call is in flight.
+        """
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        loop = asyncio.get_running_loop()
+        native = self._enter()
+        try:
+            canceller = Canceller()
+        except BaseException:
+            self._leave()
+            raise
+        done: "asyncio.Future[str]" = loop.create_future()
+
+        def settle(outcome: Callable[[], None]) -> None:
+            if not done.done():
+                outcome()
+
+        def deliver(outcome: Callable[[], None]) -> None:
+            try:
+                loop.call_soon_threadsafe(settle, outcome)
+            except RuntimeError:  # the loop is closed: nobody awaits the outcome any more
+                pass
+
+        def work() -> None:
+            # Accounted for: the thread ends when the native call does (bounded by the
+            # runtime's timeouts, at once after a cancel); the awaiter waits for it.
+            try:
+                result = native.task(text, canceller)
+            except BaseException as error:  # noqa: BLE001 - handed to the awaiter
+                failure = error
+                deliver(lambda: done.set_exception(failure))
+            else:
+                deliver(lambda: done.set_result(result))
+            finally:
+                canceller.free()
+                self._leave()
+
+        self._loops.enter(loop)
+        try:
+            threading.Thread(target=work, name="subtask-acall", daemon=True).start()
+        except BaseException:
+            self._loops.leave(loop)
+            canceller.free()
+            self._leave()
+            raise
+        try:
+            output = await asyncio.shield(done)
+        except asyncio.CancelledError:
+            canceller.cancel()
+            # The runs end promptly once cancelled; wait so the slots are back (and the
+            # children dead) when the cancellation reaches the awaiter. A second cancel
+            # does not abandon them either.
+            while not done.done():
+                try:
+                    await asyncio.shield(done)
+                except asyncio.CancelledError:
+                    continue
+                except BaseException:  # noqa: BLE001 - the call's own outcome
+                    break
+            raise
+        finally:
+            self._loops.leave(loop)
+        return TaskOutput.from_json(json.loads(output))
+
     def task(
         self,
-        description: str,
         prompt: str,
-        subagent_type: str,
+        subagent_type: str = "general-purpose",
         *,
+        description: Optional[str] = None,
         model: Optional[str] = None,
         cwd: Optional[PathLike] = None,
         tools: Optional[Sequence[str]] = None,
@@ -426,30 +540,25 @@ class Runtime:
         **fields: Any,
     ) -> TaskResult:
         """Runs one subagent and returns its result; blocks until it ends (releasing the
-        GIL).
+        GIL). The same order as :func:`subtask.task`: ``prompt`` (complete on its own),
+        then ``subagent_type`` (``general-purpose`` by default, ``explore``, ``plan``,
+        ``bash`` or a custom type).
 
-        ``description`` (3-5 words), ``prompt`` (complete on its own) and
-        ``subagent_type`` (``general-purpose``, ``explore``, ``plan``, ``bash`` or a custom
-        type) are required. Optional: ``model`` (another model for this run), ``cwd``,
-        ``tools`` (a subset of the type's), ``read_only``, ``context``, ``files``
-        (included in the prompt), ``output`` (what a good answer looks like),
-        ``timeout_seconds``, ``resume`` (a run id, to continue that conversation).
+        Optional, by keyword: ``description`` (3-5 words; default: the prompt's first
+        words), ``model`` (another model for this run), ``cwd``, ``tools`` (a subset of the
+        type's), ``read_only``, ``context``, ``files`` (included in the prompt),
+        ``output`` (what a good answer looks like), ``timeout_seconds``, ``resume`` (a run
+        id, to continue that conversation).
 
         A run that fails, times out or is cancelled returns a :class:`TaskResult` with
         that ``status`` and ``error``: check ``result.ok`` or call
         ``result.raise_for_status()``. Raises :class:`InvalidInput` for a refused call (the
         message names the field), :class:`Shutdown` after :meth:`close`.
         """
-        if model is not None and not isinstance(model, str):
-            raise InvalidInput(
-                "`model` must be one model here; for a list of models use Runtime.call(), "
-                "which returns one result per model",
-                1,
-            )
-        arguments = _task_arguments(
+        arguments = _one_task(
+            prompt,
+            subagent_type,
             description=description,
-            prompt=prompt,
-            subagent_type=subagent_type,
             model=model,
             cwd=cwd,
             tools=tools,
@@ -461,23 +570,59 @@ class Runtime:
             resume=resume,
             **fields,
         )
-        results = self.call(arguments).results
-        if len(results) != 1:  # pragma: no cover - one task, one model: one run
-            raise Error(f"expected one result, got {len(results)}", 12)
-        return results[0]
+        return _only_result(self.call(arguments))
+
+    async def atask(
+        self,
+        prompt: str,
+        subagent_type: str = "general-purpose",
+        *,
+        description: Optional[str] = None,
+        model: Optional[str] = None,
+        cwd: Optional[PathLike] = None,
+        tools: Optional[Sequence[str]] = None,
+        read_only: Optional[bool] = None,
+        context: Optional[str] = None,
+        files: Optional[Sequence[PathLike]] = None,
+        output: Optional[str] = None,
+        timeout_seconds: Optional[Seconds] = None,
+        resume: Optional[str] = None,
+        **fields: Any,
+    ) -> TaskResult:
+        """:meth:`task`, awaitable, never blocking the event loop; cancelling the awaiting
+        task cancels the run (see :meth:`acall`)."""
+        arguments = _one_task(
+            prompt,
+            subagent_type,
+            description=description,
+            model=model,
+            cwd=cwd,
+            tools=tools,
+            read_only=read_only,
+            context=context,
+            files=files,
+            output=output,
+            timeout_seconds=timeout_seconds,
+            resume=resume,
+            **fields,
+        )
+        return _only_result(await self.acall(arguments))
 
     def task_parallel(self, tasks: Sequence[Mapping[str, Any]]) -> List[TaskResult]:
         """Runs several independent tasks at once (one ``task`` call with ``tasks``) and
         returns their results in request order. Each task is a mapping of
-        :meth:`task`'s fields (``description``, ``prompt``, ``subagent_type``, ...).
+        :meth:`task`'s fields (``prompt``, ``subagent_type``, ``description``, ...).
 
         At most ``max_parallel`` tasks (10 by default); ``execution_threads`` run at once,
         the rest wait for a slot. A bad task refuses the whole call (:class:`InvalidInput`)
         and runs nothing; runs that fail are results, as in :meth:`task`.
         """
-        if isinstance(tasks, Mapping):
-            raise InvalidInput("`tasks` must be a list of tasks, not one task", 1)
-        return self.call({"tasks": [_task_arguments(**task) for task in tasks]}).results
+        return self.call(_many_tasks(tasks)).results
+
+    async def atask_parallel(self, tasks: Sequence[Mapping[str, Any]]) -> List[TaskResult]:
+        """:meth:`task_parallel`, awaitable; cancelling the awaiting task cancels every run
+        (see :meth:`acall`)."""
+        return (await self.acall(_many_tasks(tasks))).results
 
     def tool_definition(self, format: str = "openai") -> Dict[str, Any]:
         """The ``task`` tool's definition for a model: ``format`` ``"openai"``
@@ -537,3 +682,43 @@ def _task_arguments(**fields: Any) -> Dict[str, Any]:
             value = [os.fspath(item) for item in value]
         arguments[key] = value
     return arguments
+
+
+def _one_task(prompt: str, subagent_type: str, **fields: Any) -> Dict[str, Any]:
+    model = fields.get("model")
+    if model is not None and not isinstance(model, str):
+        raise InvalidInput(
+            "`model` must be one model here; for a list of models use Runtime.call(), "
+            "which returns one result per model",
+            1,
+        )
+    if not isinstance(prompt, str) or not isinstance(subagent_type, str):
+        raise InvalidInput("`prompt` and `subagent_type` must be strings", 1)
+    if fields.get("description") is None:
+        fields["description"] = _description(prompt)
+    return _task_arguments(prompt=prompt, subagent_type=subagent_type, **fields)
+
+
+def _many_tasks(tasks: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
+    if isinstance(tasks, Mapping) or isinstance(tasks, str):
+        raise InvalidInput("`tasks` must be a list of tasks, not one task", 1)
+    many = []
+    for task in tasks:
+        fields = dict(task)
+        fields.setdefault("subagent_type", "general-purpose")
+        if "description" not in fields and isinstance(fields.get("prompt"), str):
+            fields["description"] = _description(fields["prompt"])
+        many.append(_task_arguments(**fields))
+    return {"tasks": many}
+
+
+def _only_result(output: TaskOutput) -> TaskResult:
+    if len(output.results) != 1:  # pragma: no cover - one task, one model: one run
+        raise Error(f"expected one result, got {len(output.results)}", 12)
+    return output.results[0]
+
+
+def _description(prompt: str) -> str:
+    """The prompt's first words, as the ``task`` tool accepts a description."""
+    description = " ".join(prompt.split()[:5])[:80]
+    return description or "task"

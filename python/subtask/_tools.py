@@ -71,15 +71,19 @@ class Tool(Generic[R]):
             },
         }
 
-    def invoke(self, input_json: str) -> str:
+    def invoke(self, input_json: str, finish: Optional[Callable[[Any], Any]] = None) -> str:
         """Runs a call from the model: JSON arguments in, the text the model reads out.
+        ``finish`` turns the function's return value into the result (the runtime passes
+        one that awaits a coroutine, for ``async def`` tools).
 
         Raises whatever the function raises.
         """
         arguments = json.loads(input_json) if input_json.strip() else {}
         if not isinstance(arguments, dict):
             raise TypeError("the arguments must be a JSON object")
-        result = self.func(**arguments)
+        result: Any = self.func(**arguments)
+        if finish is not None:
+            result = finish(result)
         if result is None:
             return ""
         if isinstance(result, str):

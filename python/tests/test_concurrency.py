@@ -26,7 +26,7 @@ def test_eight_threads_finish_in_about_the_time_of_one(make_runtime: Any) -> Non
 
     def worker(n: int) -> None:
         start.wait()
-        result = rt.task(f"Question {n}", f"question {n}", "explore")
+        result = rt.task(f"question {n}", "explore", description=f"Question {n}")
         with lock:
             results.append(result)
 
@@ -58,7 +58,7 @@ def test_the_gil_is_released_while_a_call_blocks(make_runtime: Any) -> None:
     try:
         time.sleep(0.02)
         before = counter
-        assert rt.task("Wait a bit", "wait", "explore").ok
+        assert rt.task("wait", "explore", description="Wait a bit").ok
         during = counter - before
     finally:
         stop.set()
@@ -87,7 +87,9 @@ def test_cancel_from_another_thread(make_runtime: Any) -> None:
     rt = make_runtime(tool_then_answer("block", {}), tools=[block], on_event=on_event)
     outcome: List[subtask.TaskResult] = []
     caller = threading.Thread(
-        target=lambda: outcome.append(rt.task("Block", "block please", "general-purpose"))
+        target=lambda: outcome.append(
+            rt.task("block please", "general-purpose", description="Block")
+        )
     )
     caller.start()
     try:
@@ -116,7 +118,7 @@ def test_timeout_ends_the_task_as_timed_out(make_runtime: Any) -> None:
     # The model answers after 0.6 s, too late: the runtime's verdict wins. (The call
     # returns when the callback does, which a timeout cannot interrupt.)
     rt = make_runtime(sleepy(0.6))
-    result = rt.task("Slow", "slow please", "explore", timeout_seconds=0.2)
+    result = rt.task("slow please", "explore", description="Slow", timeout_seconds=0.2)
     assert result.status == "timed_out", result
     assert "timed out after running for 200 ms" in (result.error or ""), result.error
     assert rt.stats()["timed_out"] == 1
@@ -137,7 +139,9 @@ def test_close_cancels_calls_in_progress(make_runtime: Any) -> None:
 
     rt = make_runtime(model, shutdown_grace=0.2)
     outcome: List[subtask.TaskResult] = []
-    caller = threading.Thread(target=lambda: outcome.append(rt.task("Wait", "wait", "explore")))
+    caller = threading.Thread(
+        target=lambda: outcome.append(rt.task("wait", "explore", description="Wait"))
+    )
     caller.start()
     time.sleep(0.2)
     began = time.perf_counter()
@@ -184,7 +188,7 @@ def slow(request):
     return {"choices": [{"message": {"role": "assistant", "content": "late"}}]}
 
 rt = subtask.Runtime(model=slow, transcripts=False, shutdown_grace=0.1)
-print(rt.task("Slow", "slow", "explore", timeout_seconds=0.1).status)
+print(rt.task("slow", "explore", description="Slow", timeout_seconds=0.1).status)
 """
 
 

@@ -40,11 +40,17 @@ pytestmark = pytest.mark.skipif(
 #: How long any one test may take before it fails rather than hangs.
 PATIENCE = 30
 
-TASK = {"description": "Find the timer", "prompt": "Where is the timer?", "subagent_type": "explore"}
+TASK = {
+    "description": "Find the timer",
+    "prompt": "Where is the timer?",
+    "subagent_type": "explore",
+}
 
 
 def _serve(
-    tmp_path: Path, turns: List[Dict[str, Any]], session_test: Callable[[ClientSession], Awaitable[Any]]
+    tmp_path: Path,
+    turns: List[Dict[str, Any]],
+    session_test: Callable[[ClientSession], Awaitable[Any]],
 ) -> Any:
     """Starts `subtask mcp` in `tmp_path` with a model playing `turns`, initializes a
     session, and runs `session_test` on it."""
@@ -53,7 +59,12 @@ def _serve(
     params = StdioServerParameters(
         command=str(BINARY),
         args=["mcp"],
-        env={"SUBTASK_MODEL": f"scripted:{script}", "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+        env={
+            "SUBTASK_MODEL": f"scripted:{script}",
+            "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
+            # Transcripts go to the per-user state directory: this test's own.
+            "XDG_STATE_HOME": str(tmp_path / "state"),
+        },
         cwd=str(tmp_path),
     )
 
@@ -76,7 +87,10 @@ def test_initialize_reports_the_server_and_its_version(tmp_path: Path) -> None:
     script = tmp_path / "script.json"
     script.write_text(json.dumps([{"text": "unused"}]))
     params = StdioServerParameters(
-        command=str(BINARY), args=["mcp"], env={"SUBTASK_MODEL": f"scripted:{script}"}, cwd=str(tmp_path)
+        command=str(BINARY),
+        args=["mcp"],
+        env={"SUBTASK_MODEL": f"scripted:{script}"},
+        cwd=str(tmp_path),
     )
 
     async def main() -> Any:
@@ -177,7 +191,7 @@ def test_a_timed_out_call_is_cancelled_and_the_server_goes_on(tmp_path: Path) ->
     assert took < 3, f"the next call took {took:.1f} s"
     # The cancelled run did not hold the session open until its 5 s turn ended.
     assert time.monotonic() - started < 4.5
-    transcripts = list((tmp_path / ".subtask" / "transcripts").glob("*.jsonl"))
+    transcripts = list((tmp_path / "state" / "subtask" / "transcripts").rglob("*.jsonl"))
     assert len(transcripts) == 2, transcripts
 
 

@@ -24,18 +24,18 @@ def test_task_without_a_model_is_a_config_error_naming_subtask_model(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(subtask.ConfigError, match="SUBTASK_MODEL") as caught:
-        subtask.task("explore", "Where are timeouts enforced?")
+        subtask.task("Where are timeouts enforced?", "explore")
     assert caught.value.code == 2
     # The failure is not cached: a later call tries the environment again.
     with pytest.raises(subtask.ConfigError):
-        subtask.task("explore", "Where?")
+        subtask.task("Where?", "explore")
 
 
 def test_task_returns_the_answer(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     rt = subtask.Runtime(model=echo, workspace=tmp_path, transcripts=False)
     monkeypatch.setattr(subtask, "_default", rt)
     assert subtask.default_runtime() is rt
-    assert subtask.task("explore", "Where are timeouts enforced?") == (
+    assert subtask.task("Where are timeouts enforced?", "explore") == (
         "echo: Where are timeouts enforced?"
     )
 
@@ -50,7 +50,7 @@ def test_task_raises_when_the_run_does_not_complete(
     rt = subtask.Runtime(model=slow, workspace=tmp_path, transcripts=False, shutdown_grace=1)
     monkeypatch.setattr(subtask, "_default", rt)
     with pytest.raises(subtask.Timeout) as caught:
-        subtask.task("explore", "slow", timeout_seconds=0.1)
+        subtask.task("slow", "explore", timeout_seconds=0.1)
     assert caught.value.result is not None and caught.value.result.status == "timed_out"
     with pytest.raises(subtask.InvalidInput, match="subagent_type"):
-        subtask.task("nope", "Where?")
+        subtask.task("Where?", "nope")

@@ -27,7 +27,7 @@ def test_single_task_round_trip(make_runtime: Any) -> None:
         return reply("The timer lives in timer.rs.", prompt_tokens=1234, completion_tokens=56)
 
     rt = make_runtime(model, model_name="scripted-1")
-    result = rt.task("Find the timer", "Where is the runtime's timer?", "explore")
+    result = rt.task("Where is the runtime's timer?", "explore", description="Find the timer")
 
     assert result.ok and result.status == "completed"
     assert result.answer == "The timer lives in timer.rs."
@@ -83,7 +83,7 @@ def test_python_tool_is_called_by_the_subagent(make_runtime: Any) -> None:
         return len(text.split())
 
     rt = make_runtime(tool_then_answer("word_count", {"text": "one two three"}), tools=[word_count])
-    result = rt.task("Count words", "How many words?", "general-purpose")
+    result = rt.task("How many words?", "general-purpose", description="Count words")
     assert result.ok, result.error
     assert result.answer == "tool said: 3"
     assert calls == ["one two three"]
@@ -100,7 +100,9 @@ def test_rt_tool_decorator_before_first_call(make_runtime: Any) -> None:
 
     assert shout("x") == "X"  # still callable
     assert [tool.name for tool in rt.tools] == ["shout"]
-    result = rt.task("Shout it", "Shout hi", "plan")  # a read-only type: needs read_only
+    result = rt.task(
+        "Shout hi", "plan", description="Shout it"
+    )  # a read-only type: needs read_only
     assert result.answer == "tool said: HI", result
 
     with pytest.raises(subtask.Error, match="before the runtime's first call"):
@@ -116,20 +118,23 @@ def test_read_only_types_get_only_read_only_host_tools(make_runtime: Any) -> Non
         return "written"
 
     rt = make_runtime(tool_then_answer("write_note", {"text": "x"}), tools=[write_note])
-    assert "no tool `write_note`" in rt.task("Note it", "Write a note", "plan").answer
-    assert rt.task("Note it", "Write a note", "general-purpose").answer == "tool said: written"
+    assert "no tool `write_note`" in rt.task("Write a note", "plan", description="Note it").answer
+    assert (
+        rt.task("Write a note", "general-purpose", description="Note it").answer
+        == "tool said: written"
+    )
 
 
 def test_bad_arguments_are_refused_naming_the_field(make_runtime: Any) -> None:
     rt = make_runtime()
     with pytest.raises(subtask.InvalidInput, match="subagent_type") as caught:
-        rt.task("Find it", "Where?", "no-such-type")
+        rt.task("Where?", "no-such-type", description="Find it")
     assert caught.value.code == 1
     assert isinstance(caught.value, ValueError)
     with pytest.raises(subtask.InvalidInput, match="description"):
         rt.call({"prompt": "Where?", "subagent_type": "explore"})
     with pytest.raises(subtask.InvalidInput, match="colour"):
-        rt.task("Find it", "Where?", "explore", colour="blue")
+        rt.task("Where?", "explore", description="Find it", colour="blue")
     with pytest.raises(subtask.InvalidInput, match="not valid JSON"):
         rt.call("{not json")
     with pytest.raises(subtask.InvalidInput, match="tasks"):
@@ -151,11 +156,11 @@ def test_bad_settings_are_refused_at_construction(tmp_path: Any) -> None:
 
 def test_use_after_close_raises(make_runtime: Any) -> None:
     rt = make_runtime()
-    assert rt.task("Say hi", "hi", "explore").ok
+    assert rt.task("hi", "explore", description="Say hi").ok
     rt.close()
     assert rt.closed
     for call in (
-        lambda: rt.task("Say hi", "hi", "explore"),
+        lambda: rt.task("hi", "explore", description="Say hi"),
         lambda: rt.task_parallel([]),
         rt.stats,
         rt.cancel_all,
@@ -177,7 +182,7 @@ def test_close_is_idempotent_and_works_unstarted(make_runtime: Any) -> None:
     started.close()
     started.close()
     with make_runtime() as in_block:
-        assert in_block.task("Say hi", "hi", "explore").ok
+        assert in_block.task("hi", "explore", description="Say hi").ok
     assert in_block.closed
 
 
@@ -186,7 +191,7 @@ def test_dropped_runtime_is_freed(make_runtime: Any) -> None:
     import weakref
 
     rt = subtask.Runtime(model=echo, transcripts=False)
-    assert rt.task("Say hi", "hi", "explore").ok
+    assert rt.task("hi", "explore", description="Say hi").ok
     ref = weakref.ref(rt)
     del rt
     gc.collect()
@@ -208,7 +213,7 @@ def test_tool_exception_reaches_the_model_as_error_text(make_runtime: Any) -> No
         return reply("recovered")
 
     rt = make_runtime(model, tools=[broken])
-    result = rt.task("Try the tool", "Use broken", "general-purpose")
+    result = rt.task("Use broken", "general-purpose", description="Try the tool")
     assert result.ok and result.answer == "recovered"
     assert any("ValueError: cannot open x.txt" in text for text in seen), seen
 
@@ -218,7 +223,7 @@ def test_model_exception_fails_the_task_with_its_message(make_runtime: Any) -> N
         raise RuntimeError("rate limited by the fake")
 
     rt = make_runtime(model)
-    result = rt.task("Fail", "fail please", "explore")
+    result = rt.task("fail please", "explore", description="Fail")
     assert result.status == "failed" and not result.ok
     assert result.error and "RuntimeError: rate limited by the fake" in result.error
     with pytest.raises(subtask.Error, match="rate limited by the fake") as caught:
@@ -228,10 +233,10 @@ def test_model_exception_fails_the_task_with_its_message(make_runtime: Any) -> N
 
 def test_model_reply_that_is_not_chat_completions_fails_the_task(make_runtime: Any) -> None:
     rt = make_runtime(lambda request: "not json at all")
-    result = rt.task("Fail", "fail please", "explore")
+    result = rt.task("fail please", "explore", description="Fail")
     assert result.status == "failed" and "not JSON" in (result.error or "")
     rt2 = make_runtime(lambda request: {"error": {"message": "quota gone"}})
-    assert "quota gone" in (rt2.task("Fail", "fail", "explore").error or "")
+    assert "quota gone" in (rt2.task("fail", "explore", description="Fail").error or "")
 
 
 def test_event_exception_is_logged_and_ignored(
@@ -247,7 +252,7 @@ def test_event_exception_is_logged_and_ignored(
 
     rt = make_runtime(on_event=on_event)
     with caplog.at_level(logging.ERROR, logger="subtask"):
-        result = rt.task("Say hi", "hi", "explore")
+        result = rt.task("hi", "explore", description="Say hi")
         rt.close()  # waits for the runtime's threads, so every event has been delivered
     assert result.ok
     assert "started" in kinds and "finished" in kinds
@@ -263,7 +268,7 @@ def test_events_carry_the_task_id(make_runtime: Any) -> None:
             events.append(event)
 
     rt = make_runtime(on_event=on_event)
-    result = rt.task("Say hi", "hi", "explore")
+    result = rt.task("hi", "explore", description="Say hi")
     rt.close()
     finished = [e for e in events if e["kind"] == "finished"]
     assert finished and finished[-1]["task"] == result.run_id
@@ -289,7 +294,7 @@ def test_tool_definition_formats(make_runtime: Any) -> None:
 def test_stats_count_outcomes(make_runtime: Any) -> None:
     rt = make_runtime()
     assert rt.stats()["submitted"] == 0
-    rt.task("Say hi", "hi", "explore")
+    rt.task("hi", "explore", description="Say hi")
     rt.task_parallel([{"description": "Say yo", "prompt": "yo", "subagent_type": "plan"}] * 2)
     stats = rt.stats()
     assert stats["submitted"] == 3 and stats["completed"] == 3
@@ -304,11 +309,11 @@ def test_model_may_return_json_text_or_objects(make_runtime: Any) -> None:
 
     assert (
         make_runtime(lambda r: json.dumps(reply("from text")))
-        .task("Say hi", "hi", "explore")
+        .task("hi", "explore", description="Say hi")
         .answer
         == "from text"
     )
     assert (
-        make_runtime(lambda r: Dumpable()).task("Say hi", "hi", "explore").answer
+        make_runtime(lambda r: Dumpable()).task("hi", "explore", description="Say hi").answer
         == "from an object"
     )

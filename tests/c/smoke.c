@@ -184,11 +184,28 @@ int main(int argc, char **argv) {
     CHECK(strstr(result, "Hi from C, the tool said hello") != NULL, "the answer is missing: %s",
           result);
     CHECK(strstr(result, "\"is_error\":false") != NULL, "is_error is not false: %s", result);
+    CHECK(strstr(result, "\"footer\":\"[run general-purpose-") != NULL, "no footer: %s", result);
     subtask_string_free(result);
+
     CHECK(atomic_load(&counters.model_calls) == 2, "%d model calls, expected 2",
           atomic_load(&counters.model_calls));
     CHECK(atomic_load(&counters.tool_calls) == 1, "%d tool calls, expected 1",
           atomic_load(&counters.tool_calls));
+
+    /* A cancelled canceller: the call returns with its run cancelled. */
+    subtask_canceller *canceller = NULL;
+    check_ok(subtask_canceller_new(&canceller), "subtask_canceller_new");
+    subtask_canceller_cancel(canceller);
+    char *cancelled_result = NULL;
+    check_ok(subtask_task_with(runtime,
+                               "{\"description\":\"Say hi\",\"prompt\":\"Say hi\","
+                               "\"subagent_type\":\"general-purpose\"}",
+                               canceller, &cancelled_result),
+             "subtask_task_with");
+    CHECK(strstr(cancelled_result, "\"status\":\"cancelled\"") != NULL, "not cancelled: %s",
+          cancelled_result);
+    subtask_string_free(cancelled_result);
+    subtask_canceller_free(canceller);
 
     /* The tool's definition in every format. */
     const char *formats[] = {"openai", "anthropic", "mcp"};
