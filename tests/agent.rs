@@ -215,6 +215,7 @@ fn scripted_call_message(n: u64, name: &str, arguments: Value) -> Message {
             id: format!("toolu_scripted_{n}"),
             name: name.to_string(),
             input: ToolInput::Json { value: arguments },
+            extra: None,
         })],
     }
 }
@@ -854,6 +855,7 @@ fn history_cut_mid_turn() -> Vec<Message> {
                     input: ToolInput::Json {
                         value: json!({"text": "a"}),
                     },
+                    extra: None,
                 }),
             ],
         },

@@ -170,6 +170,9 @@ fn limit_note(stop: AgentStop) -> Option<String> {
         AgentStop::MaxCost => {
             Some("the run reached its cost limit; the answer may be incomplete".into())
         }
+        AgentStop::Truncated => Some(
+            "the model's replies were cut at its output limit; the answer is incomplete".into(),
+        ),
         _ => None,
     }
 }

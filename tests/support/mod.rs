@@ -263,6 +263,7 @@ pub enum Seen {
     Text(String),
     Call(String),
     Input(String),
+    Reasoning(String),
 }
 
 /// Calls `model` with a fresh token, recording every delta.
@@ -277,6 +278,7 @@ pub fn chat_with(
             Delta::Text(part) => Seen::Text(part.into()),
             Delta::ToolCall { name } => Seen::Call(name.into()),
             Delta::ToolInput(part) => Seen::Input(part.into()),
+            Delta::Reasoning(part) => Seen::Reasoning(part.into()),
             other => panic!("a delta of an unknown kind: {other:?}"),
         })
     });
