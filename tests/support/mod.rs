@@ -6,6 +6,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod llm_rules;
 pub mod llm_server;
 
 use std::sync::Mutex;
