@@ -6,6 +6,7 @@
 //! description: Reviews a diff for bugs and missing tests.
 //! tools: read, grep, glob
 //! model: haiku
+//! reasoning_effort: high
 //! max_turns: 20
 //! timeout: 5m
 //! ---
@@ -14,6 +15,9 @@
 //!
 //! Lists are written `a, b`, `[a, b]`, or as `- a` lines. `timeout` is seconds or a
 //! duration (`90s`, `5m`, `1h`). `model: inherit` (or no `model`) uses the parent's model.
+//! `model` takes settings after a `?` (`openai-compat:qwen3?stream=false&header.x-a=b`, see
+//! `ModelConfig::parse`); `reasoning_effort` (none … max) applies to any model, inherited
+//! or not.
 //! A file that breaks a rule is an error naming the file and the field.
 
 use std::path::Path;
@@ -29,6 +33,7 @@ const FIELDS: &[&str] = &[
     "disallowed_tools",
     "model",
     "max_turns",
+    "reasoning_effort",
     "timeout",
     "read_only",
 ];
@@ -169,6 +174,19 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<SubagentSpec, Error> {
     let model = get("model")
         .filter(|model| !model.eq_ignore_ascii_case("inherit"))
         .map(str::to_string);
+    if let Some(model) = &model {
+        // Settings after `?` are checked now, so a typo names this file, not a failed run.
+        crate::llm::ModelConfig::parse(model)
+            .map_err(|error| fail(format!("field `model`: {}", error.message())))?;
+    }
+    let reasoning_effort = match get("reasoning_effort") {
+        None => None,
+        Some(value) => Some(
+            value
+                .parse::<crate::llm::ReasoningEffort>()
+                .map_err(|error| fail(format!("field `reasoning_effort`: {}", error.message())))?,
+        ),
+    };
     Ok(SubagentSpec {
         name: name.to_string(),
         description: description.to_string(),
@@ -177,6 +195,7 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<SubagentSpec, Error> {
         disallowed_tools: get("disallowed_tools").map(list).unwrap_or_default(),
         model,
         max_turns,
+        reasoning_effort,
         timeout,
         read_only,
         source: SpecSource::File(path.to_path_buf()),
@@ -248,10 +267,34 @@ mod tests {
         );
         assert_eq!(spec.disallowed_tools, vec!["bash".to_string()]);
         assert_eq!(spec.model.as_deref(), Some("haiku"));
+        assert_eq!(spec.reasoning_effort, None);
         assert_eq!(spec.max_turns, Some(20));
         assert_eq!(spec.timeout, Some(Duration::from_secs(300)));
         assert!(spec.read_only);
         assert_eq!(spec.system_prompt, "You review code.");
+    }
+
+    #[test]
+    fn reasoning_effort_and_model_settings_come_from_front_matter() {
+        let text = "---\nname: a\ndescription: d\nmodel: openai-compat:qwen3?stream=false\n\
+                    reasoning_effort: high\n---\nPrompt";
+        let spec = parse(text, path()).unwrap();
+        assert_eq!(
+            spec.reasoning_effort,
+            Some(crate::llm::ReasoningEffort::High)
+        );
+        assert_eq!(
+            spec.model.as_deref(),
+            Some("openai-compat:qwen3?stream=false")
+        );
+        for (field, says) in [
+            ("reasoning_effort: loud", "field `reasoning_effort`"),
+            ("model: sonnet?colour=red", "unknown model setting 'colour'"),
+        ] {
+            let text = format!("---\nname: a\ndescription: d\n{field}\n---\nPrompt");
+            let error = parse(&text, path()).unwrap_err();
+            assert!(error.message().contains(says), "{error}");
+        }
     }
 
     #[test]

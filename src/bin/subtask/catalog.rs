@@ -124,6 +124,7 @@ pub fn schema(cwd: Option<&Path>, format: SchemaFormat) -> Result<u8, Failure> {
         model: None,
         timeout: None,
         no_transcripts: true,
+        set: Vec::new(),
     };
     let tool = setup::task_tool(&workspace, setup::no_model(), &settings, None)?;
     let definition = match format {
