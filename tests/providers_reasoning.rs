@@ -43,7 +43,7 @@ fn model(spec: &str, server: &LlmServer, stream: bool) -> Arc<dyn ChatModel> {
     let mut http = HttpOptions::default();
     http.stall_timeout = Duration::from_secs(5);
     http.first_byte_timeout = Duration::from_secs(5);
-    let base = if spec.starts_with("anthropic") {
+    let base = if spec.starts_with("anthropic:") {
         server.base_url()
     } else {
         format!("{}/v1", server.base_url())
@@ -110,7 +110,14 @@ fn without_reasoning(messages: &[Message]) -> Vec<Message> {
                 .filter(|block| !block.is_reasoning())
                 .cloned()
                 .map(|block| match block {
-                    ContentBlock::ToolUse(mut call) => {
+                    // Gemini's thought signature goes; a Responses item id stays (a client
+                    // that keeps the calls as returned but drops the reasoning items).
+                    ContentBlock::ToolUse(mut call)
+                        if call
+                            .extra
+                            .as_ref()
+                            .is_some_and(|extra| extra.get("google").is_some()) =>
+                    {
                         call.extra = None;
                         ContentBlock::ToolUse(call)
                     }
@@ -261,6 +268,41 @@ fn gemini_thought_signatures_survive_tool_turns_and_resume() {
                 "missing a thought_signature",
             );
         }
+    });
+}
+
+#[test]
+fn responses_reasoning_items_survive_tool_turns_and_resume() {
+    watchdog(|| {
+        for stream in [true, false] {
+            reasoning_survives(
+                "openai-responses:gpt-5.5?reasoning_effort=medium",
+                Server::Responses,
+                stream,
+                "without its required 'reasoning' item",
+            );
+        }
+        // The request is stateless and asks for the encrypted reasoning.
+        let server = LlmServer::start();
+        server.push(Api::new(Server::Responses, vec![Turn::Text("ok".into())]).reply());
+        let model = model(
+            "openai-responses:gpt-5.5?reasoning_effort=high",
+            &server,
+            true,
+        );
+        let messages = [Message::user("hi")];
+        let (result, seen) = chat_with(model.as_ref(), &ChatRequest::new("Be brief.", &messages));
+        let response = result.unwrap();
+        assert_eq!(response.message.text(), "ok");
+        assert_eq!(response.usage.cache_read_tokens, 100);
+        assert_eq!(response.usage.input_tokens, 20);
+        assert!(seen.contains(&support::Seen::Reasoning("Planning step 1.".into())));
+        let body = server.requests()[0].json();
+        assert_eq!(server.requests()[0].path, "/v1/responses");
+        assert_eq!(body["store"], false);
+        assert_eq!(body["include"], json!(["reasoning.encrypted_content"]));
+        assert_eq!(body["reasoning"], json!({"effort": "high"}));
+        assert_eq!(body["instructions"], "Be brief.");
     });
 }
 

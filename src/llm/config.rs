@@ -57,6 +57,10 @@ pub enum Provider {
     /// Any server that speaks Chat Completions: Ollama, vLLM, llama.cpp, LM Studio,
     /// OpenRouter… (`openai-compat:`). Needs a base URL; the key is optional.
     OpenAiCompat,
+    /// OpenAI's Responses API (`openai-responses:`): for models served only there, and
+    /// reasoning items kept between tool turns. A base URL is optional (compatible servers
+    /// that offer `/v1/responses`); the key is required for OpenAI's own.
+    OpenAiResponses,
     /// Anthropic's Messages API (`anthropic:`).
     Anthropic,
     /// A script of turns in a JSON file (`scripted:<path>`), played in-process: for demos
@@ -71,6 +75,7 @@ impl Provider {
         match self {
             Provider::OpenAi => "openai",
             Provider::OpenAiCompat => "openai-compat",
+            Provider::OpenAiResponses => "openai-responses",
             Provider::Anthropic => "anthropic",
             Provider::Scripted => "scripted",
         }
@@ -80,6 +85,7 @@ impl Provider {
         match name {
             "openai" => Some(Provider::OpenAi),
             "openai-compat" | "openai-compatible" | "compat" => Some(Provider::OpenAiCompat),
+            "openai-responses" | "responses" => Some(Provider::OpenAiResponses),
             "anthropic" | "claude" => Some(Provider::Anthropic),
             "scripted" => Some(Provider::Scripted),
             _ => None,
@@ -89,7 +95,9 @@ impl Provider {
     /// The variable holding this provider's key (`None` for a scripted model).
     pub fn key_var(self) -> Option<&'static str> {
         match self {
-            Provider::OpenAi | Provider::OpenAiCompat => Some("OPENAI_API_KEY"),
+            Provider::OpenAi | Provider::OpenAiCompat | Provider::OpenAiResponses => {
+                Some("OPENAI_API_KEY")
+            }
             Provider::Anthropic => Some("ANTHROPIC_API_KEY"),
             Provider::Scripted => None,
         }
@@ -98,7 +106,9 @@ impl Provider {
     /// The variable holding this provider's base URL (`None` for a scripted model).
     pub fn base_url_var(self) -> Option<&'static str> {
         match self {
-            Provider::OpenAi | Provider::OpenAiCompat => Some("OPENAI_BASE_URL"),
+            Provider::OpenAi | Provider::OpenAiCompat | Provider::OpenAiResponses => {
+                Some("OPENAI_BASE_URL")
+            }
             Provider::Anthropic => Some("ANTHROPIC_BASE_URL"),
             Provider::Scripted => None,
         }
@@ -206,8 +216,8 @@ impl ModelConfig {
         };
         let Some(provider) = Provider::parse(provider.trim()) else {
             return Err(Error::config(format!(
-                "unknown provider '{provider}' in '{spec}': use openai, openai-compat or \
-                 anthropic"
+                "unknown provider '{provider}' in '{spec}': use openai, openai-compat, \
+                 openai-responses or anthropic"
             )));
         };
         let model = model.trim();
@@ -414,6 +424,21 @@ impl ModelConfig {
             Provider::Scripted => Ok(Arc::new(super::ScriptedModel::from_file(
                 std::path::Path::new(&self.model),
             )?)),
+            Provider::OpenAiResponses => {
+                let api_key = match &self.base_url {
+                    Some(_) => self.api_key.clone(),
+                    None => Some(self.required_key()?),
+                };
+                Ok(Arc::new(super::OpenAiResponses::new(
+                    &self.model,
+                    api_key,
+                    self.base_url.as_deref(),
+                    self.http.clone(),
+                    self.stream,
+                    self.settings.clone(),
+                    self.price,
+                )))
+            }
             Provider::Anthropic => {
                 let mut config = AnthropicConfig::new(&self.model, self.required_key()?);
                 config.base_url = self.base_url.clone();

@@ -659,10 +659,17 @@ impl Watch {
         self.finished.store(true, Ordering::Release);
     }
 
-    fn touch(&self, epoch: Instant) {
-        self.last
-            .store(epoch.elapsed().as_nanos() as u64, Ordering::Release);
-        self.started.store(true, Ordering::Release);
+    /// Records a byte. The first one switches the wait to the (usually shorter) stall
+    /// timeout, so the watchdog, asleep until the first-byte deadline, is woken to look
+    /// again; later bytes only move the deadline later and need no wake-up.
+    fn touch(&self, watchdog: &Watchdog) {
+        self.last.store(
+            watchdog.epoch.elapsed().as_nanos() as u64,
+            Ordering::Release,
+        );
+        if !self.started.swap(true, Ordering::AcqRel) {
+            watchdog.changed.notify_one();
+        }
     }
 
     /// When this exchange's current wait runs out, as nanoseconds since the epoch.
@@ -776,7 +783,7 @@ impl<R: Read> Read for Watched<R> {
     fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
         let read = self.inner.read(buffer)?;
         if read > 0 {
-            self.watch.touch(Watchdog::get().epoch);
+            self.watch.touch(Watchdog::get());
         }
         Ok(read)
     }

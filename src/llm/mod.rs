@@ -1,6 +1,7 @@
 //! Language models: the [`ChatModel`] trait subagents think through, and its providers —
 //! [`OpenAiCompatible`] (OpenAI, Ollama, vLLM, llama.cpp, LM Studio, OpenRouter…),
-//! [`Anthropic`], and [`ScriptedModel`] for tests and demos.
+//! [`OpenAiResponses`] (OpenAI's Responses API), [`Anthropic`], and [`ScriptedModel`] for
+//! tests and demos.
 //!
 //! ```no_run
 //! use subtask::llm::{ChatModel, ChatRequest, Message, ModelConfig};
@@ -22,6 +23,7 @@ mod http;
 mod message;
 mod openai;
 mod pricing;
+mod responses;
 mod scripted;
 mod settings;
 mod sse;
@@ -37,6 +39,7 @@ pub use message::{
 };
 pub use openai::{OpenAiCompatible, OpenAiConfig};
 pub use pricing::{MODELS_FILE_VAR, Price, check_models_file, price_of};
+pub use responses::OpenAiResponses;
 pub use scripted::{ScriptedModel, ScriptedTurn, SentRequest};
 pub use settings::{MaxTokensField, ModelSettings, ReasoningEffort, SETTING_NAMES};
 

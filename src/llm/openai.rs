@@ -766,7 +766,7 @@ fn in_band_error(exchange: &Exchange<'_>, failure: Failure) -> Error {
 }
 
 /// Reads an error response's body.
-fn parse_error(status: u16, body: &str) -> Failure {
+pub(crate) fn parse_error(status: u16, body: &str) -> Failure {
     let parsed = serde_json::from_str::<Value>(body)
         .ok()
         .and_then(|value| embedded_error(&value));

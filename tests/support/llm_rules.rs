@@ -37,6 +37,9 @@ pub enum Server {
     /// body ("Automatic streaming tool choice is not supported"); without streaming it
     /// answers.
     LlamaCppPython,
+    /// OpenAI's Responses API, stateless (`store: false`): each turn starts with a reasoning
+    /// item carrying `encrypted_content`, which must come back before its function calls.
+    Responses,
 }
 
 /// One turn the model plays: text, or tool calls `(name, arguments)`.
@@ -113,6 +116,7 @@ impl Api {
             Server::Gemini => gemini_rejection(&body),
             Server::RefusesStreamOptions => stream_options_rejection(&body),
             Server::LlamaCppPython => None,
+            Server::Responses => responses_rejection(&body),
         };
         if let Some(reply) = refusal {
             if let Reply::Json { body, .. } = &reply {
@@ -145,6 +149,7 @@ impl Api {
                 });
                 anthropic_turn(&turn, thinking, billed, serial, stream)
             }
+            Server::Responses => responses_turn(&turn, serial, stream),
             _ => openai_turn(self.server, &turn, serial, stream),
         }
     }
@@ -596,5 +601,110 @@ fn openai_turn(server: Server, turn: &Turn, serial: usize, stream: bool) -> Repl
     }
     steps.push(chunk(json!({}), json!(finish)));
     steps.push(Step::data("[DONE]"));
+    sse_reply(steps)
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAI Responses
+// ---------------------------------------------------------------------------------------------
+
+/// The Responses API, stateless: a `function_call` item sent back with its `id` needs the
+/// reasoning item it followed ("Item 'fc_…' of type 'function_call' was provided without its
+/// required 'reasoning' item: 'rs_…'."), and a reasoning item's `encrypted_content` must be
+/// the one issued (openai-python `ResponseReasoningItemParam`: pass back the completed item
+/// with its `encrypted_content` "when `store` is `false`").
+pub fn responses_rejection(body: &Value) -> Option<Reply> {
+    let input = body["input"].as_array()?;
+    let mut reasoning_seen = HashSet::new();
+    for item in input {
+        if item["type"] == "reasoning" {
+            let id = item["id"].as_str().unwrap_or_default();
+            let serial = id.trim_start_matches("rs_");
+            if item["encrypted_content"].as_str() != Some(&format!("enc-{serial}")) {
+                return Some(openai_invalid(&format!(
+                    "The encrypted content for item {id} could not be verified."
+                )));
+            }
+            reasoning_seen.insert(serial.to_string());
+        }
+        if item["type"] == "function_call"
+            && let Some(id) = item["id"].as_str()
+        {
+            let serial = id
+                .trim_start_matches("fc_")
+                .split('_')
+                .next()
+                .unwrap_or_default();
+            if !reasoning_seen.contains(serial) {
+                return Some(openai_invalid(&format!(
+                    "Item '{id}' of type 'function_call' was provided without its required \
+                     'reasoning' item: 'rs_{serial}'."
+                )));
+            }
+        }
+    }
+    None
+}
+
+fn responses_turn(turn: &Turn, serial: usize, stream: bool) -> Reply {
+    let mut output = vec![json!({"type": "reasoning", "id": format!("rs_{serial}"),
+        "summary": [{"type": "summary_text", "text": format!("Planning step {serial}.")}],
+        "encrypted_content": format!("enc-{serial}")})];
+    match turn {
+        Turn::Text(text) => output.push(json!({"type": "message", "id": format!("msg_{serial}"),
+            "role": "assistant", "status": "completed",
+            "content": [{"type": "output_text", "text": text, "annotations": []}]})),
+        Turn::Calls(calls) => {
+            for (index, (name, arguments)) in calls.iter().enumerate() {
+                output.push(json!({"type": "function_call",
+                    "id": format!("fc_{serial}_{index}"),
+                    "call_id": format!("call_{serial}_{index}"), "name": name,
+                    "arguments": arguments.to_string(), "status": "completed"}));
+            }
+        }
+    }
+    let response = json!({"id": format!("resp_{serial}"), "object": "response",
+        "status": "completed", "model": "gpt-5.5", "output": output,
+        "usage": {"input_tokens": 120, "input_tokens_details": {"cached_tokens": 100},
+            "output_tokens": 30, "output_tokens_details": {"reasoning_tokens": 10},
+            "total_tokens": 150}});
+    if !stream {
+        return json_reply(200, &response);
+    }
+    let event = |value: Value| Step::named(value["type"].as_str().unwrap(), value.to_string());
+    let mut created = response.clone();
+    created["status"] = json!("in_progress");
+    created["output"] = json!([]);
+    let mut steps = vec![event(
+        json!({"type": "response.created", "response": created}),
+    )];
+    for (index, item) in output.iter().enumerate() {
+        let mut added = item.clone();
+        if item["type"] == "reasoning" {
+            added["encrypted_content"] = json!("enc-incomplete");
+        }
+        if item["type"] == "function_call" {
+            added["arguments"] = json!("");
+        }
+        steps.push(event(json!({"type": "response.output_item.added",
+            "output_index": index, "item": added})));
+        match item["type"].as_str().unwrap() {
+            "reasoning" => steps.push(event(
+                json!({"type": "response.reasoning_summary_text.delta",
+                "output_index": index, "delta": item["summary"][0]["text"]}),
+            )),
+            "message" => steps.push(event(json!({"type": "response.output_text.delta",
+                "output_index": index, "delta": item["content"][0]["text"]}))),
+            _ => steps.push(event(
+                json!({"type": "response.function_call_arguments.delta",
+                "output_index": index, "delta": item["arguments"]}),
+            )),
+        }
+        steps.push(event(json!({"type": "response.output_item.done",
+            "output_index": index, "item": item})));
+    }
+    steps.push(event(
+        json!({"type": "response.completed", "response": response}),
+    ));
     sse_reply(steps)
 }
