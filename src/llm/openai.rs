@@ -875,6 +875,96 @@ mod tests {
     }
 
     #[test]
+    fn content_parts_refusals_reasoning_and_thought_signatures_are_read() {
+        // Magistral streams content as an array of parts.
+        let ((message, stop, ..), deltas) = assemble(&[
+            json!({"choices": [{"index": 0, "delta": {"content": [
+                {"type": "thinking", "thinking": [{"type": "text", "text": "hm"}]},
+                {"type": "text", "text": "Hel"}]}}]}),
+            json!({"choices": [{"index": 0, "delta": {"content": [{"type": "text", "text": "lo"}]},
+                "finish_reason": "stop"}]}),
+        ]);
+        assert_eq!(message.text(), "Hello");
+        assert_eq!(stop, StopReason::EndTurn);
+        assert!(deltas.iter().any(|delta| delta.contains("Hel")));
+
+        let ((message, stop, ..), _) = assemble(&[json!({"choices": [{"index": 0,
+            "delta": {"content": null, "refusal": "I can't help with that."},
+            "finish_reason": "stop"}]})]);
+        assert_eq!(message.text(), "I can't help with that.");
+        assert_eq!(stop, StopReason::Refusal);
+
+        let ((message, ..), deltas) = assemble(&[
+            json!({"choices": [{"index": 0, "delta": {"reasoning": "Think"}}]}),
+            json!({"choices": [{"index": 0, "delta": {"reasoning": "ing."}}]}),
+            chunk(
+                json!([{"index": 0, "id": "c1", "function": {"name": "read", "arguments": "{}"},
+                "extra_content": {"google": {"thought_signature": "sig"}}}]),
+            ),
+        ]);
+        assert_eq!(
+            message.content[0],
+            ContentBlock::Reasoning {
+                text: "Thinking.".into(),
+                field: "reasoning".into()
+            }
+        );
+        assert_eq!(message.text(), "", "reasoning is never the answer");
+        assert!(deltas.iter().any(|delta| delta.starts_with("Reasoning")));
+        let call = message.tool_uses().next().unwrap();
+        assert_eq!(
+            call.extra,
+            Some(json!({"google": {"thought_signature": "sig"}}))
+        );
+        // Sent back as received: reasoning under its field, the signature on its call.
+        let mut out = Vec::new();
+        push_message(&mut out, &message);
+        assert_eq!(out[0]["reasoning"], "Thinking.");
+        assert_eq!(
+            out[0]["tool_calls"][0]["extra_content"]["google"]["thought_signature"],
+            "sig"
+        );
+    }
+
+    #[test]
+    fn a_cut_reply_is_max_tokens_even_with_a_tool_call_and_usage_counts_writes_once() {
+        let ((message, stop, ..), _) = assemble(&[
+            chunk(
+                json!([{"index": 0, "id": "c1", "function": {"name": "write",
+                "arguments": "{\"content\": \"lo"}}]),
+            ),
+            json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}),
+        ]);
+        assert_eq!(stop, StopReason::MaxTokens);
+        assert_eq!(message.tool_uses().count(), 1);
+        // OpenRouter: prompt_tokens includes cache reads and writes; each counted once.
+        let usage = parse_usage(&json!({"prompt_tokens": 1000, "completion_tokens": 5,
+            "prompt_tokens_details": {"cached_tokens": 600, "cache_write_tokens": 300}}));
+        assert_eq!(
+            (
+                usage.input_tokens,
+                usage.cache_read_tokens,
+                usage.cache_write_tokens
+            ),
+            (100, 600, 300)
+        );
+        assert_eq!(usage.total_input_tokens(), 1000);
+    }
+
+    #[test]
+    fn an_empty_reply_is_never_sent_as_null_content() {
+        let mut out = Vec::new();
+        push_message(
+            &mut out,
+            &Message {
+                role: Role::Assistant,
+                content: Vec::new(),
+            },
+        );
+        assert_eq!(out[0]["content"], "");
+    }
+
+    #[test]
     fn error_bodies_of_every_shape_are_read() {
         let openai = parse_error(
             429,
