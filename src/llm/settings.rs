@@ -1,8 +1,10 @@
 //! Request settings that differ from server to server: reasoning effort and thinking
 //! budget, whether to send `stream_options`, which field carries the output limit, extra
-//! headers and extra body fields. Each has a per-model default (see [`ModelSettings::for_model`])
-//! and can be set from the environment, the command line, the C ABI, Python and agent
-//! front matter through [`ModelSettings::set`].
+//! headers and extra body fields. Each has a per-provider default (documented on its
+//! field) and can be set from the model spec (`provider:model?name=value&…`), the
+//! environment (`SUBTASK_MODEL_SETTINGS`), the command line (`--set`), the C ABI and Python
+//! (through the model spec) and agent front matter, all through
+//! [`ModelConfig::set`](super::ModelConfig::set).
 
 use std::fmt;
 use std::str::FromStr;
@@ -139,8 +141,7 @@ pub const SETTING_NAMES: &[(&str, &str)] = &[
     ("body.NAME", "an extra body field (JSON value, or text)"),
 ];
 
-/// Per-server request settings. `None` means "the model's default" (see
-/// [`for_model`](Self::for_model)).
+/// Per-server request settings. `None` means the provider's default, given on each field.
 #[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
 pub struct ModelSettings {
