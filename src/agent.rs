@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use crate::error::{Error, ErrorKind};
 use crate::llm::{
-    ChatModel, ChatRequest, ContentBlock, DEFAULT_MAX_TOKENS, Delta, Message, Role, ToolInput,
-    ToolResult, ToolUse, Usage,
+    ChatModel, ChatRequest, ContentBlock, DEFAULT_MAX_TOKENS, Delta, Message, ReasoningEffort,
+    Role, StopReason, ToolInput, ToolResult, ToolUse, Usage,
 };
 use crate::runtime::{CancelReason, CancelToken, ProgressReport};
 use crate::sandbox::Sandbox;
@@ -114,6 +114,9 @@ pub struct AgentLimits {
     pub max_tokens_per_turn: u32,
     /// Tool calls of one turn that run at once. Defaults to 4.
     pub parallel_tools: usize,
+    /// Reasoning effort of the run's model calls, over the model's own setting (a subagent
+    /// type's `reasoning_effort`). Defaults to none (the model's).
+    pub reasoning_effort: Option<ReasoningEffort>,
 }
 
 impl Default for AgentLimits {
@@ -124,6 +127,7 @@ impl Default for AgentLimits {
             max_cost_usd: None,
             max_tokens_per_turn: DEFAULT_MAX_TOKENS,
             parallel_tools: DEFAULT_PARALLEL_TOOLS,
+            reasoning_effort: None,
         }
     }
 }
@@ -141,6 +145,9 @@ pub enum AgentStop {
     MaxOutputTokens,
     /// `max_cost_usd` was reached.
     MaxCost,
+    /// The model's replies were cut at its output limit (`max_tokens`) or context window
+    /// twice in a row: the answer is incomplete, and a cut tool call was never run.
+    Truncated,
     /// The task was cancelled.
     Cancelled,
     /// The task's time ran out.
@@ -157,6 +164,7 @@ impl AgentStop {
             AgentStop::MaxTurns => "max_turns",
             AgentStop::MaxOutputTokens => "max_output_tokens",
             AgentStop::MaxCost => "max_cost",
+            AgentStop::Truncated => "truncated",
             AgentStop::Cancelled => "cancelled",
             AgentStop::TimedOut => "timed_out",
             AgentStop::Failed => "failed",
@@ -423,6 +431,7 @@ impl Run<'_> {
     fn turns(&mut self) -> (AgentStop, Option<Error>) {
         let limits = &self.agent.limits;
         let specs = self.agent.tools.specs();
+        let mut cut_in_a_row = 0u32;
         loop {
             if let Some(stopped) = self.ended_by_token() {
                 return stopped;
@@ -436,12 +445,15 @@ impl Run<'_> {
             });
             let request = ChatRequest::new(&self.agent.system_prompt, &self.messages)
                 .tools(&specs)
-                .max_tokens(limits.max_tokens_per_turn);
+                .max_tokens(limits.max_tokens_per_turn)
+                .reasoning_effort(limits.reasoning_effort);
             let mut streamed = 0usize;
             let mut last_event = Instant::now();
             let mut on_delta = |delta: Delta<'_>| {
                 streamed += match delta {
-                    Delta::Text(text) | Delta::ToolInput(text) => text.len(),
+                    Delta::Text(text) | Delta::ToolInput(text) | Delta::Reasoning(text) => {
+                        text.len()
+                    }
                     _ => 0,
                 };
                 if last_event.elapsed() >= DELTA_EVENT_INTERVAL {
@@ -462,8 +474,32 @@ impl Run<'_> {
                 }
             };
             self.usage.tokens.add(&response.usage);
+            let truncated = response.stop_reason.is_truncation();
+            let paused = response.stop_reason == StopReason::PauseTurn;
             let calls: Vec<ToolUse> = response.message.tool_uses().cloned().collect();
             self.push(response.message);
+            if truncated {
+                // A cut reply: its tool call may hold half its arguments and must not run
+                // (nor be answered "bad JSON", which sends the model round in circles).
+                // Once, the model is told and may try shorter; twice in a row ends the run.
+                cut_in_a_row += 1;
+                if cut_in_a_row >= 2 || calls.is_empty() {
+                    if !calls.is_empty() {
+                        self.answer_unrun(&calls, "the reply was cut at the output limit");
+                    }
+                    return (AgentStop::Truncated, None);
+                }
+                self.answer_unrun(
+                    &calls,
+                    "your reply was cut at the output token limit before this call was \
+                     complete; make it smaller (e.g. write a large file in several edits)",
+                );
+                continue;
+            }
+            cut_in_a_row = 0;
+            if calls.is_empty() && paused {
+                continue; // the server paused a long turn: sending it back resumes it
+            }
             if calls.is_empty() {
                 return (AgentStop::Completed, None);
             }

@@ -215,6 +215,7 @@ fn scripted_call_message(n: u64, name: &str, arguments: Value) -> Message {
             id: format!("toolu_scripted_{n}"),
             name: name.to_string(),
             input: ToolInput::Json { value: arguments },
+            extra: None,
         })],
     }
 }
@@ -854,6 +855,7 @@ fn history_cut_mid_turn() -> Vec<Message> {
                     input: ToolInput::Json {
                         value: json!({"text": "a"}),
                     },
+                    extra: None,
                 }),
             ],
         },
@@ -916,4 +918,56 @@ fn resume_with_a_transcript_records_each_message_once() {
         result.messages[history.len()..],
         "the transcript of a resumed run holds the new messages, each once"
     );
+}
+
+/// A model whose every reply is a tool call cut at the output limit (`finish_reason:
+/// length`), counting its requests and keeping the last one.
+fn cut_model(requests: Arc<Mutex<Vec<Value>>>) -> Arc<dyn subtask::llm::ChatModel> {
+    Arc::new(subtask::llm::FunctionModel::new("cut", move |request| {
+        requests.lock().unwrap().push(request.clone());
+        Ok(
+            json!({"choices": [{"index": 0, "finish_reason": "length", "message": {
+            "role": "assistant", "content": null, "tool_calls": [{"id": "call_cut",
+            "type": "function", "function": {"name": "echo",
+            "arguments": "{\"text\": \"a very long te"}}]}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 8192}}),
+        )
+    }))
+}
+
+#[test]
+fn a_tool_call_cut_at_the_output_limit_never_runs_and_the_run_ends_as_truncated() {
+    watchdog(|| {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let agent = Agent::new(
+            cut_model(requests.clone()),
+            SYSTEM,
+            registry([counted_echo(calls.clone())]),
+        );
+        let result = run(&agent, "echo something long");
+        assert_eq!(
+            result.stop_reason,
+            AgentStop::Truncated,
+            "{:?}",
+            result.error
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "a cut call never runs");
+        // Told once (not "bad JSON"), then stopped at the second cut in a row.
+        let requests = requests.lock().unwrap();
+        assert_eq!(requests.len(), 2);
+        let told = requests[1]["messages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(told["role"], "tool");
+        let told = told["content"].as_str().unwrap();
+        assert!(told.contains("cut at the output token limit"), "{told}");
+        assert!(!told.to_lowercase().contains("json"), "{told}");
+        // The conversation stays one a provider accepts: every call has its result.
+        let last = result.messages.last().unwrap();
+        assert_eq!(last.role, Role::User);
+    });
 }

@@ -1213,3 +1213,55 @@ fn anthropic_fixtures_match_the_messages_format() {
         }
     });
 }
+
+#[test]
+fn a_handler_answers_every_request_from_what_it_sent_and_stays_queued() {
+    watchdog(|| {
+        let server = LlmServer::start();
+        server.push(Reply::Handler(std::sync::Arc::new(|request: &Recorded| {
+            let model = request.json()["model"].as_str().unwrap_or("?").to_string();
+            json_reply(200, &json!({"echo": model}))
+        })));
+        let mut client = Client::connect(&server);
+        for model in ["a", "b"] {
+            client.post("/v1/chat/completions", &json!({"model": model}));
+            assert_eq!(client.response().json(), json!({"echo": model}));
+        }
+        assert_eq!(server.pending_replies(), 1, "the handler stays queued");
+        assert_eq!(server.requests().len(), 2);
+    });
+}
+
+#[test]
+fn the_rules_bill_a_repeated_prefix_as_a_cache_read_only_up_to_a_breakpoint() {
+    use std::collections::HashSet;
+    use support::llm_rules::bill_anthropic;
+    let system = "x".repeat(8000);
+    let body = |marked: bool, last: &str| {
+        let mut system_block = json!({"type": "text", "text": system});
+        let mut end = json!({"type": "text", "text": last});
+        if marked {
+            system_block["cache_control"] = json!({"type": "ephemeral"});
+            end["cache_control"] = json!({"type": "ephemeral"});
+        }
+        json!({"system": [system_block], "messages": [{"role": "user", "content": [end]}]})
+    };
+    let mut cache = HashSet::new();
+    let first = bill_anthropic(&body(true, "one"), &mut cache);
+    assert_eq!(first.cache_read, 0);
+    assert!(first.cache_write > 2000, "{first:?}");
+    // Same system prompt, a different end: the system prefix is read, the rest written.
+    let second = bill_anthropic(&body(true, "two"), &mut cache);
+    assert!(
+        second.cache_read >= 2000 && second.cache_write < 100,
+        "{second:?}"
+    );
+    // Without breakpoints nothing is cached, whatever was cached before.
+    let unmarked = bill_anthropic(&body(false, "two"), &mut cache);
+    assert_eq!(
+        (unmarked.cache_read, unmarked.cache_write),
+        (0, 0),
+        "{unmarked:?}"
+    );
+    assert!(unmarked.input > 2000);
+}

@@ -139,9 +139,18 @@ fn a_first_turn_posts_the_messages_api_shape() {
         let body = sent.json();
         assert_eq!(body["model"], "claude-sonnet-4-5");
         assert_eq!(body["max_tokens"], 1024);
-        assert_eq!(body["system"], SYSTEM);
+        // Cache breakpoints (prompt caching is on by default): the system prompt, the last
+        // tool and the end of the conversation.
+        assert_eq!(
+            body["system"],
+            json!([{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}])
+        );
         let messages = body["messages"].as_array().unwrap();
         assert_eq!(messages.len(), 1, "no system role inside messages: {body}");
+        assert_eq!(
+            messages[0]["content"][0]["cache_control"],
+            json!({"type": "ephemeral"})
+        );
         assert_eq!(messages[0]["role"], "user");
         let content = &messages[0]["content"];
         let text = content
@@ -154,7 +163,8 @@ fn a_first_turn_posts_the_messages_api_shape() {
             json!([{
                 "name": "get_weather",
                 "description": "Get the current weather in a given location",
-                "input_schema": tools[0].parameters
+                "input_schema": tools[0].parameters,
+                "cache_control": {"type": "ephemeral"}
             }])
         );
         assert!(
@@ -217,11 +227,13 @@ fn a_second_turn_sends_tool_use_objects_then_tool_results_first_with_is_error() 
                         id: "toolu_01A".into(),
                         name: "get_weather".into(),
                         input: ToolInput::parse(r#"{"location":"Paris"}"#),
+                        extra: None,
                     }),
                     ContentBlock::ToolUse(ToolUse {
                         id: "toolu_01B".into(),
                         name: "get_weather".into(),
                         input: ToolInput::parse(r#"{"location":"Rome"}"#),
+                        extra: None,
                     }),
                 ],
             },
@@ -647,14 +659,18 @@ fn the_request_id_comes_from_the_request_id_header() {
 fn an_error_body_with_status_200_is_an_error() {
     watchdog(|| {
         let server = LlmServer::start();
-        server.push(anthropic_json(
-            200,
-            &json!({"type": "error", "error": {"type": "api_error", "message": "Internal server error"}}),
-        ));
+        // An api_error is retryable, in a body as in a status: tried three times in all.
+        for _ in 0..3 {
+            server.push(anthropic_json(
+                200,
+                &json!({"type": "error", "error": {"type": "api_error", "message": "Internal server error"}}),
+            ));
+        }
         let error = failure(claude(&server, false).as_ref());
         assert_eq!(error.kind(), ErrorKind::Provider);
         assert_eq!(details(&error).status, Some(200));
         assert_eq!(details(&error).error_type.as_deref(), Some("api_error"));
+        assert_eq!(server.requests().len(), 3);
     });
 }
 
@@ -712,7 +728,16 @@ fn thinking_blocks_stay_out_of_the_answer() {
         server.push(anthropic_json(200, &body));
         let (response, _) = answer(claude(&server, false).as_ref());
         assert_eq!(response.message.text(), "Sunny.");
-        assert_eq!(response.message.content.len(), 1, "{response:?}");
+        // Kept (for the next turn of a tool loop), but never part of the answer.
+        assert_eq!(
+            response.message.content[0],
+            ContentBlock::Thinking {
+                thinking: "Paris is in France.".into(),
+                signature: "EqQB".into()
+            },
+            "{response:?}"
+        );
+        assert_eq!(response.message.content.len(), 2, "{response:?}");
 
         let event = |value: Value| {
             let name = value["type"].as_str().unwrap().to_string();
@@ -741,7 +766,20 @@ fn thinking_blocks_stay_out_of_the_answer() {
         ]));
         let (response, seen) = answer(claude(&server, true).as_ref());
         assert_eq!(response.message.text(), "Sunny.");
-        assert_eq!(seen, [Seen::Text("Sunny.".into())]);
+        assert_eq!(
+            seen,
+            [
+                Seen::Reasoning("Paris is in France.".into()),
+                Seen::Text("Sunny.".into())
+            ]
+        );
+        assert_eq!(
+            response.message.content[0],
+            ContentBlock::Thinking {
+                thinking: "Paris is in France.".into(),
+                signature: "EqQB".into()
+            }
+        );
         assert_eq!(response.usage.output_tokens, 30);
     });
 }
@@ -754,7 +792,12 @@ fn other_stop_reasons_are_reported() {
         for (reason, expected) in [
             ("refusal", StopReason::Refusal),
             ("stop_sequence", StopReason::StopSequence),
-            ("pause_turn", StopReason::Other("pause_turn".into())),
+            ("pause_turn", StopReason::PauseTurn),
+            (
+                "model_context_window_exceeded",
+                StopReason::ContextWindowExceeded,
+            ),
+            ("something_new", StopReason::Other("something_new".into())),
         ] {
             let body = anthropic_message(
                 vec![json!({"type": "text", "text": "…"})],

@@ -1259,7 +1259,9 @@ fn a_streamed_anthropic_run_calls_the_tool_and_answers() {
                 "type": "tool_result",
                 "tool_use_id": "toolu_01XyZ",
                 "content": "echo: hi",
-                "is_error": false
+                "is_error": false,
+                // The moving prompt-cache breakpoint: the end of the conversation.
+                "cache_control": {"type": "ephemeral"}
             })
         );
     });

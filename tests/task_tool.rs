@@ -1166,7 +1166,8 @@ fn the_definitions_describe_the_live_configuration() {
         "The user does not see a subagent's answer",
         "use it proactively",
         "never give two tasks that write the same files",
-        "sonnet, haiku",
+        "sonnet",
+        "haiku",
         "provider:model",
         "{\"tasks\": [{\"description\": \"Find the timer\"",
     ] {

@@ -13,6 +13,7 @@ use super::message::{
     ChatResponse, ContentBlock, Message, Role, StopReason, ToolInput, ToolUse, Usage,
 };
 use super::pricing::{Price, price_of};
+use super::settings::{ModelSettings, ReasoningEffort, merge_body};
 use super::sse::SseReader;
 use super::{ChatModel, ChatRequest, Delta};
 use crate::error::Error;
@@ -20,6 +21,11 @@ use crate::runtime::CancelToken;
 
 const ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
 const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// A five-minute cache breakpoint (`cache_control` on a block).
+fn ephemeral() -> Value {
+    json!({"type": "ephemeral"})
+}
 
 /// Settings of an [`Anthropic`] model; usually made by
 /// [`ModelConfig::build`](super::ModelConfig::build).
@@ -38,6 +44,8 @@ pub struct AnthropicConfig {
     pub stream: bool,
     /// Overrides the price table.
     pub price: Option<Price>,
+    /// Thinking, prompt caching, extra headers and body fields.
+    pub settings: ModelSettings,
 }
 
 impl AnthropicConfig {
@@ -50,6 +58,7 @@ impl AnthropicConfig {
             http: HttpOptions::default(),
             stream: true,
             price: None,
+            settings: ModelSettings::default(),
         }
     }
 
@@ -95,18 +104,48 @@ impl Anthropic {
         }
     }
 
-    fn body(&self, request: &ChatRequest<'_>) -> Value {
-        let messages: Vec<Value> = request.messages.iter().map(message_json).collect();
+    fn body(&self, request: &ChatRequest<'_>) -> Result<Value, Error> {
+        let settings = &self.config.settings;
+        // Breakpoints on the tools, the system prompt and the end of the conversation: up
+        // to three of the four the API allows. The prefix up to each is cached for five
+        // minutes, so every turn of a tool loop reads the one before it from the cache.
+        let caching = settings.prompt_caching.unwrap_or(true);
+        let mut messages: Vec<Value> = request.messages.iter().map(message_json).collect();
+        if caching {
+            mark_conversation_end(&mut messages);
+        }
+        let mut max_tokens = request.max_tokens;
+        let effort = request.reasoning_effort.or(settings.reasoning_effort);
+        let thinking = match (settings.thinking_budget, effort) {
+            (_, Some(ReasoningEffort::None)) => Some((json!({"type": "disabled"}), None)),
+            (Some(budget), _) => {
+                // The budget must stay below max_tokens: the answer keeps its own allowance.
+                max_tokens = max_tokens.saturating_add(budget);
+                Some((json!({"type": "enabled", "budget_tokens": budget}), None))
+            }
+            (None, Some(effort)) => {
+                let effort = match effort {
+                    ReasoningEffort::Minimal => "low",
+                    other => other.as_str(),
+                };
+                Some((json!({"type": "adaptive"}), Some(effort)))
+            }
+            (None, None) => None,
+        };
         let mut body = json!({
             "model": self.config.model,
-            "max_tokens": request.max_tokens,
+            "max_tokens": max_tokens,
             "messages": messages,
         });
         if !request.system.is_empty() {
-            body["system"] = json!(request.system);
+            body["system"] = if caching {
+                json!([{"type": "text", "text": request.system, "cache_control": ephemeral()}])
+            } else {
+                json!(request.system)
+            };
         }
         if !request.tools.is_empty() {
-            let tools: Vec<Value> = request
+            let mut tools: Vec<Value> = request
                 .tools
                 .iter()
                 .map(|tool| {
@@ -117,12 +156,22 @@ impl Anthropic {
                     })
                 })
                 .collect();
+            if caching && let Some(last) = tools.last_mut() {
+                last["cache_control"] = ephemeral();
+            }
             body["tools"] = Value::Array(tools);
+        }
+        if let Some((thinking, effort)) = thinking {
+            body["thinking"] = thinking;
+            if let Some(effort) = effort {
+                body["output_config"] = json!({"effort": effort});
+            }
         }
         if self.config.stream {
             body["stream"] = json!(true);
         }
-        body
+        merge_body(&mut body, &settings.extra_body);
+        Ok(body)
     }
 
     fn read_stream(
@@ -147,6 +196,9 @@ impl Anthropic {
                     true,
                 ));
             };
+            if event.data.trim().is_empty() {
+                continue; // an empty `data:` is no JSON and no event of the API's
+            }
             let data: Value = serde_json::from_str(&event.data).map_err(|error| {
                 exchange.error(
                     None,
@@ -224,6 +276,7 @@ impl Anthropic {
         for block in stream.blocks.into_values() {
             match block {
                 Block::Text(text) if !text.is_empty() => content.push(ContentBlock::Text { text }),
+                Block::Text(_) | Block::Other => {}
                 Block::Tool { id, name, input } => {
                     tools = true;
                     content.push(ContentBlock::ToolUse(ToolUse {
@@ -231,18 +284,33 @@ impl Anthropic {
                         name,
                         // A tool without input deltas means no arguments.
                         input: ToolInput::parse(&input),
+                        extra: None,
                     }));
                 }
-                _ => {}
+                // Kept exactly as sent, in their place: a tool-loop continuation must
+                // start with them unchanged or the API refuses it.
+                Block::Thinking {
+                    thinking,
+                    signature,
+                } => content.push(ContentBlock::Thinking {
+                    thinking,
+                    signature,
+                }),
+                Block::RedactedThinking(data) => {
+                    content.push(ContentBlock::RedactedThinking { data })
+                }
             }
         }
         let stop_reason = match stream.stop_reason.as_deref() {
+            // A cut reply's tool call may be incomplete: the cut wins over the call.
+            Some("max_tokens") => StopReason::MaxTokens,
+            Some("model_context_window_exceeded") => StopReason::ContextWindowExceeded,
             _ if tools => StopReason::ToolUse,
             Some("end_turn") | None => StopReason::EndTurn,
             Some("tool_use") => StopReason::ToolUse,
-            Some("max_tokens") => StopReason::MaxTokens,
             Some("stop_sequence") => StopReason::StopSequence,
             Some("refusal") => StopReason::Refusal,
+            Some("pause_turn") => StopReason::PauseTurn,
             Some(other) => StopReason::Other(other.to_string()),
         };
         let mut usage = stream.usage;
@@ -266,18 +334,38 @@ impl ChatModel for Anthropic {
         token: &CancelToken,
         on_delta: &mut dyn FnMut(Delta<'_>),
     ) -> Result<ChatResponse, Error> {
-        let headers = [
+        let mut headers = vec![
             ("x-api-key", self.config.api_key.expose()),
             ("anthropic-version", ANTHROPIC_VERSION),
             ("accept", "application/json, text/event-stream"),
         ];
-        let mut exchange = self
-            .http
-            .post_json(&self.url, &headers, &self.body(request), token)?;
-        if self.config.stream {
-            self.read_stream(&mut exchange, token, on_delta)
-        } else {
-            self.read_body(&mut exchange)
+        for (name, value) in &self.config.settings.extra_headers {
+            if name != "x-api-key" {
+                headers.retain(|(existing, _)| existing != name);
+                headers.push((name, value));
+            }
+        }
+        let body = self.body(request)?;
+        let mut body_retries = 0;
+        loop {
+            let mut exchange = self.http.post_json(&self.url, &headers, &body, token)?;
+            let mut handed_on = false;
+            let result = if self.config.stream {
+                self.read_stream(&mut exchange, token, &mut |delta| {
+                    handed_on = true;
+                    on_delta(delta);
+                })
+            } else {
+                self.read_body(&mut exchange)
+            };
+            drop(exchange);
+            match result {
+                // An error event (overloaded_error…) or a cut before anything was handed
+                // on is retried like the same error as a status code.
+                Err(error)
+                    if !handed_on && self.http.retry_body(&error, &mut body_retries, token)? => {}
+                other => return other,
+            }
         }
     }
 
@@ -296,7 +384,9 @@ impl std::fmt::Debug for Anthropic {
 }
 
 /// One message in Messages form. In a user message, tool results come first: the API
-/// refuses text before them.
+/// refuses text before them. In an assistant message, thinking blocks stay where they were,
+/// unchanged. A message with nothing to send gets a short text: the API refuses empty
+/// content, and such a message would poison a saved conversation for good.
 fn message_json(message: &Message) -> Value {
     let mut results = Vec::new();
     let mut others = Vec::new();
@@ -315,17 +405,68 @@ fn message_json(message: &Message) -> Value {
             ContentBlock::ToolResult(result) => results.push(json!({
                 "type": "tool_result",
                 "tool_use_id": result.tool_use_id,
-                "content": result.content,
+                // An error result with empty content is refused with a 400; an empty
+                // success says so too rather than risk it.
+                "content": if !result.content.trim().is_empty() {
+                    result.content.as_str()
+                } else if result.is_error {
+                    "the tool failed without a message"
+                } else {
+                    "(no output)"
+                },
                 "is_error": result.is_error,
             })),
+            ContentBlock::Thinking {
+                thinking,
+                signature,
+            } => others.push(json!({
+                "type": "thinking",
+                "thinking": thinking,
+                "signature": signature,
+            })),
+            ContentBlock::RedactedThinking { data } => {
+                others.push(json!({"type": "redacted_thinking", "data": data}))
+            }
+            // Another provider's reasoning means nothing here.
+            ContentBlock::Reasoning { .. } | ContentBlock::Opaque { .. } => {}
         }
     }
     results.extend(others);
+    let sendable = results.iter().any(|block| {
+        !matches!(
+            block["type"].as_str(),
+            Some("thinking" | "redacted_thinking")
+        )
+    });
+    if !sendable {
+        results.push(json!({"type": "text", "text": EMPTY_REPLY}));
+    }
     let role = match message.role {
         Role::User => "user",
         Role::Assistant => "assistant",
     };
     json!({"role": role, "content": results})
+}
+
+/// Stands in for a message with nothing in it (an empty reply, say).
+pub(crate) const EMPTY_REPLY: &str = "(empty reply)";
+
+/// Puts a cache breakpoint on the last block of the conversation that can carry one
+/// (thinking blocks cannot).
+fn mark_conversation_end(messages: &mut [Value]) {
+    let Some(last) = messages.last_mut() else {
+        return;
+    };
+    if let Some(blocks) = last["content"].as_array_mut()
+        && let Some(block) = blocks.iter_mut().rev().find(|block| {
+            !matches!(
+                block["type"].as_str(),
+                Some("thinking" | "redacted_thinking")
+            )
+        })
+    {
+        block["cache_control"] = ephemeral();
+    }
 }
 
 /// A response's blocks by index, and what `message_start` / `message_delta` said.
@@ -345,7 +486,13 @@ enum Block {
         name: String,
         input: String,
     },
-    /// Thinking and server-tool blocks: kept out of the answer.
+    /// `thinking_delta` and `signature_delta` fragments accumulate here.
+    Thinking {
+        thinking: String,
+        signature: String,
+    },
+    RedactedThinking(String),
+    /// Server-tool and unknown blocks: kept out of the answer.
     Other,
 }
 
@@ -359,6 +506,13 @@ impl Block {
                 // The `input: {}` placeholder of a stream is ignored; the deltas carry it.
                 input: String::new(),
             },
+            Some("thinking") => Block::Thinking {
+                thinking: block["thinking"].as_str().unwrap_or_default().to_string(),
+                signature: block["signature"].as_str().unwrap_or_default().to_string(),
+            },
+            Some("redacted_thinking") => {
+                Block::RedactedThinking(block["data"].as_str().unwrap_or_default().to_string())
+            }
             _ => Block::Other,
         }
     }
@@ -396,6 +550,16 @@ impl Assembly {
                         if !part.is_empty() {
                             on_delta(Delta::ToolInput(part));
                         }
+                    }
+                    (Some(Block::Thinking { thinking, .. }), Some("thinking_delta")) => {
+                        let part = delta["thinking"].as_str().unwrap_or_default();
+                        thinking.push_str(part);
+                        if !part.is_empty() {
+                            on_delta(Delta::Reasoning(part));
+                        }
+                    }
+                    (Some(Block::Thinking { signature, .. }), Some("signature_delta")) => {
+                        signature.push_str(delta["signature"].as_str().unwrap_or_default());
                     }
                     _ => {}
                 }

@@ -6,13 +6,19 @@ use std::sync::Arc;
 
 use super::ChatModel;
 use super::anthropic::{Anthropic, AnthropicConfig};
+use std::time::Duration;
+
 use super::http::HttpOptions;
-use super::openai::{MaxTokensField, OpenAiCompatible, OpenAiConfig};
-use super::pricing::Price;
+use super::openai::{OpenAiCompatible, OpenAiConfig};
+use super::pricing::{Price, table};
+use super::settings::{MaxTokensField, ModelSettings};
 use crate::error::Error;
 
 /// The environment variable that names the model, as `provider:model` or an alias.
 pub const MODEL_VAR: &str = "SUBTASK_MODEL";
+/// Model settings from the environment: `name=value` pairs separated by `;` or new lines
+/// (`reasoning_effort=high;header.anthropic-beta=…`), see [`ModelConfig::set`].
+pub const SETTINGS_VAR: &str = "SUBTASK_MODEL_SETTINGS";
 
 /// An API key. Debug and Display print `ApiKey(***)`: a key never reaches a log, an error
 /// message or a transcript through this type.
@@ -51,6 +57,10 @@ pub enum Provider {
     /// Any server that speaks Chat Completions: Ollama, vLLM, llama.cpp, LM Studio,
     /// OpenRouter… (`openai-compat:`). Needs a base URL; the key is optional.
     OpenAiCompat,
+    /// OpenAI's Responses API (`openai-responses:`): for models served only there, and
+    /// reasoning items kept between tool turns. A base URL is optional (compatible servers
+    /// that offer `/v1/responses`); the key is required for OpenAI's own.
+    OpenAiResponses,
     /// Anthropic's Messages API (`anthropic:`).
     Anthropic,
     /// A script of turns in a JSON file (`scripted:<path>`), played in-process: for demos
@@ -65,6 +75,7 @@ impl Provider {
         match self {
             Provider::OpenAi => "openai",
             Provider::OpenAiCompat => "openai-compat",
+            Provider::OpenAiResponses => "openai-responses",
             Provider::Anthropic => "anthropic",
             Provider::Scripted => "scripted",
         }
@@ -74,6 +85,7 @@ impl Provider {
         match name {
             "openai" => Some(Provider::OpenAi),
             "openai-compat" | "openai-compatible" | "compat" => Some(Provider::OpenAiCompat),
+            "openai-responses" | "responses" => Some(Provider::OpenAiResponses),
             "anthropic" | "claude" => Some(Provider::Anthropic),
             "scripted" => Some(Provider::Scripted),
             _ => None,
@@ -91,7 +103,9 @@ impl Provider {
     /// The variable holding this provider's key (`None` for a scripted model).
     pub fn key_var(self) -> Option<&'static str> {
         match self {
-            Provider::OpenAi | Provider::OpenAiCompat => Some("OPENAI_API_KEY"),
+            Provider::OpenAi | Provider::OpenAiCompat | Provider::OpenAiResponses => {
+                Some("OPENAI_API_KEY")
+            }
             Provider::Anthropic => Some("ANTHROPIC_API_KEY"),
             Provider::Scripted => None,
         }
@@ -100,7 +114,9 @@ impl Provider {
     /// The variable holding this provider's base URL (`None` for a scripted model).
     pub fn base_url_var(self) -> Option<&'static str> {
         match self {
-            Provider::OpenAi | Provider::OpenAiCompat => Some("OPENAI_BASE_URL"),
+            Provider::OpenAi | Provider::OpenAiCompat | Provider::OpenAiResponses => {
+                Some("OPENAI_BASE_URL")
+            }
             Provider::Anthropic => Some("ANTHROPIC_BASE_URL"),
             Provider::Scripted => None,
         }
@@ -113,33 +129,35 @@ impl fmt::Display for Provider {
     }
 }
 
-/// Short names for common models, in one table.
-const ALIASES: &[(&str, &str)] = &[
-    ("sonnet", "anthropic:claude-sonnet-4-5"),
-    ("haiku", "anthropic:claude-haiku-4-5"),
-    ("opus", "anthropic:claude-opus-4-1"),
-    ("mini", "openai:gpt-4.1-mini"),
-    ("nano", "openai:gpt-4.1-nano"),
-    ("gpt-4.1", "openai:gpt-4.1"),
-    ("4o", "openai:gpt-4o"),
-    ("4o-mini", "openai:gpt-4o-mini"),
-];
-
-/// Every alias and what it stands for, in the table's order.
+/// Every alias and what it stands for, in the table's order (a name defined again later,
+/// by the user's models file, counts once, as its last definition).
 pub fn aliases() -> impl Iterator<Item = (&'static str, &'static str)> {
-    ALIASES.iter().copied()
+    let aliases = &table().aliases;
+    aliases
+        .iter()
+        .enumerate()
+        .filter(move |(index, (alias, _))| {
+            !aliases[index + 1..]
+                .iter()
+                .any(|(later, _)| later.eq_ignore_ascii_case(alias))
+        })
+        .map(|(_, (alias, spec))| (alias.as_str(), spec.as_str()))
 }
 
-/// What an alias stands for: `sonnet` → `anthropic:claude-sonnet-4-5`.
+/// What an alias stands for: `sonnet` → `anthropic:claude-sonnet-5`. Aliases are data
+/// (`src/llm/models.json`, extended by the file named by `SUBTASK_MODELS_FILE`).
 pub fn resolve_alias(name: &str) -> Option<&'static str> {
-    ALIASES
+    table()
+        .aliases
         .iter()
+        .rev()
         .find(|(alias, _)| alias.eq_ignore_ascii_case(name))
-        .map(|(_, spec)| *spec)
+        .map(|(_, spec)| spec.as_str())
 }
 
 fn known_specs() -> String {
-    ALIASES
+    table()
+        .aliases
         .iter()
         .map(|(alias, spec)| format!("{alias} ({spec})"))
         .collect::<Vec<_>>()
@@ -180,18 +198,37 @@ pub struct ModelConfig {
     pub max_tokens_field: Option<MaxTokensField>,
     /// Overrides the price table (for unlisted models or negotiated prices).
     pub price: Option<Price>,
+    /// Reasoning effort, thinking budget, `stream_options`, prompt caching, extra headers
+    /// and body fields. Defaults to none set (each provider's defaults).
+    pub settings: ModelSettings,
 }
 
 impl ModelConfig {
-    /// A config for `spec`: `provider:model` (`anthropic:claude-sonnet-4-5`,
-    /// `openai:gpt-4.1-mini`, `openai-compat:qwen3`) or an alias (`sonnet`, `haiku`,
-    /// `opus`, `mini`…). No key or URL yet.
+    /// A config for `spec`: `provider:model` (`anthropic:claude-sonnet-5`,
+    /// `openai:gpt-5.4-mini`, `openai-compat:qwen3`) or an alias (`sonnet`, `haiku`,
+    /// `opus`, `mini`…), optionally followed by settings after a `?`, separated by `&`
+    /// (`openai-compat:qwen3?stream=false&reasoning_effort=low`; see [`set`](Self::set)).
+    /// No key or URL yet.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for an unknown provider or alias.
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for an unknown provider, alias or
+    /// setting.
     pub fn parse(spec: &str) -> Result<ModelConfig, Error> {
-        let spec = spec.trim();
+        let (spec, query) = match spec.trim().split_once('?') {
+            Some((spec, query)) => (spec.trim(), Some(query)),
+            None => (spec.trim(), None),
+        };
+        let mut config = ModelConfig::parse_plain(spec)?;
+        for pair in query.into_iter().flat_map(|query| query.split('&')) {
+            if !pair.trim().is_empty() {
+                config.set_pair(pair)?;
+            }
+        }
+        Ok(config)
+    }
+
+    fn parse_plain(spec: &str) -> Result<ModelConfig, Error> {
         let resolved = resolve_alias(spec).unwrap_or(spec);
         let Some((provider, model)) = resolved.split_once(':') else {
             return Err(Error::config(format!(
@@ -202,8 +239,8 @@ impl ModelConfig {
         };
         let Some(provider) = Provider::parse(provider.trim()) else {
             return Err(Error::config(format!(
-                "unknown provider '{provider}' in '{spec}': use openai, openai-compat or \
-                 anthropic"
+                "unknown provider '{provider}' in '{spec}': use openai, openai-compat, \
+                 openai-responses or anthropic"
             )));
         };
         let model = model.trim();
@@ -221,13 +258,94 @@ impl ModelConfig {
             stream: true,
             max_tokens_field: None,
             price: None,
+            settings: ModelSettings::default(),
         })
     }
 
+    /// Sets one setting by name: `stream`, `max_tokens_field`, `first_byte_timeout`,
+    /// `stall_timeout` (seconds), `max_retries`, or any of [`ModelSettings::set`]'s
+    /// (`reasoning_effort`, `thinking_budget`, `stream_options`, `prompt_caching`,
+    /// `header.NAME`, `body.NAME`). The CLI's `--set`, the C ABI, Python, agent front matter
+    /// and `SUBTASK_MODEL_SETTINGS` all come here.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the setting and what it takes.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        let seconds = |value: &str| -> Result<Duration, Error> {
+            value
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| {
+                    Error::config(format!(
+                        "setting '{}' takes a number of seconds above 0, not '{value}'",
+                        name.trim()
+                    ))
+                })
+        };
+        match name.trim() {
+            "stream" => {
+                self.stream = match value.trim().to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" | "on" => true,
+                    "false" | "0" | "no" | "off" => false,
+                    _ => {
+                        return Err(Error::config(format!(
+                            "setting 'stream' takes true or false, not '{value}'"
+                        )));
+                    }
+                }
+            }
+            "max_tokens_field" => self.max_tokens_field = Some(value.parse()?),
+            "first_byte_timeout" => self.http.first_byte_timeout = seconds(value)?,
+            "stall_timeout" => self.http.stall_timeout = seconds(value)?,
+            "max_retries" => {
+                self.http.max_retries = value.trim().parse().map_err(|_| {
+                    Error::config(format!(
+                        "setting 'max_retries' takes a count, not '{value}'"
+                    ))
+                })?
+            }
+            _ => self.settings.set(name, value)?,
+        }
+        Ok(())
+    }
+
+    /// [`set`](Self::set) from `name=value`.
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Self::set), or when there is no `=`.
+    pub fn set_pair(&mut self, pair: &str) -> Result<(), Error> {
+        match pair.split_once('=') {
+            Some((name, value)) => self.set(name, value),
+            None => Err(Error::config(format!(
+                "model setting '{pair}' needs the form name=value"
+            ))),
+        }
+    }
+
+    /// Applies `name=value` pairs separated by `;` or new lines (the form of
+    /// `SUBTASK_MODEL_SETTINGS`).
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Self::set).
+    pub fn set_all(&mut self, pairs: &str) -> Result<(), Error> {
+        for pair in pairs.split([';', '\n']) {
+            if !pair.trim().is_empty() {
+                self.set_pair(pair)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The model named by `SUBTASK_MODEL` (or, when unset, the provider whose key is set:
-    /// `anthropic:claude-sonnet-4-5` or `openai:gpt-4.1-mini`), with its key and base URL
-    /// from `ANTHROPIC_API_KEY` / `ANTHROPIC_BASE_URL` or `OPENAI_API_KEY` /
-    /// `OPENAI_BASE_URL`.
+    /// the `sonnet` or `mini` alias), with its key and base URL from `ANTHROPIC_API_KEY` /
+    /// `ANTHROPIC_BASE_URL` or `OPENAI_API_KEY` / `OPENAI_BASE_URL`, and settings from
+    /// `SUBTASK_MODEL_SETTINGS`.
     ///
     /// # Errors
     ///
@@ -255,7 +373,13 @@ impl ModelConfig {
                 )));
             }
         };
-        Ok(ModelConfig::parse(&spec)?.fill_from(&get))
+        let mut config = ModelConfig::parse(&spec)?.fill_from(&get);
+        if let Some(settings) = get(SETTINGS_VAR) {
+            config
+                .set_all(&settings)
+                .map_err(|error| error.with_context(format!("in {SETTINGS_VAR}")))?;
+        }
+        Ok(config)
     }
 
     /// Fills the key and base URL from the environment where they are not set yet.
@@ -323,12 +447,28 @@ impl ModelConfig {
             Provider::Scripted => Ok(Arc::new(super::ScriptedModel::from_file(
                 std::path::Path::new(&self.model),
             )?)),
+            Provider::OpenAiResponses => {
+                let api_key = match &self.base_url {
+                    Some(_) => self.api_key.clone(),
+                    None => Some(self.required_key()?),
+                };
+                Ok(Arc::new(super::OpenAiResponses::new(
+                    &self.model,
+                    api_key,
+                    self.base_url.as_deref(),
+                    self.http.clone(),
+                    self.stream,
+                    self.settings.clone(),
+                    self.price,
+                )))
+            }
             Provider::Anthropic => {
                 let mut config = AnthropicConfig::new(&self.model, self.required_key()?);
                 config.base_url = self.base_url.clone();
                 config.http = self.http.clone();
                 config.stream = self.stream;
                 config.price = self.price;
+                config.settings = self.settings.clone();
                 Ok(Arc::new(Anthropic::new(config)))
             }
             Provider::OpenAi | Provider::OpenAiCompat => {
@@ -355,6 +495,7 @@ impl ModelConfig {
                 config.stream = self.stream;
                 config.max_tokens_field = self.max_tokens_field;
                 config.price = self.price;
+                config.settings = self.settings.clone();
                 Ok(Arc::new(OpenAiCompatible::new(config)))
             }
         }
@@ -392,7 +533,12 @@ mod tests {
         let config = ModelConfig::parse("sonnet").unwrap();
         assert_eq!(
             (config.provider, config.model.as_str()),
-            (Provider::Anthropic, "claude-sonnet-4-5")
+            (Provider::Anthropic, "claude-sonnet-5")
+        );
+        assert_eq!(
+            ModelConfig::parse("opus").unwrap().model,
+            "claude-opus-5-5",
+            "opus points at the current Opus"
         );
         assert_eq!(
             ModelConfig::parse("openai:gpt-4.1-mini").unwrap().name(),
@@ -416,7 +562,7 @@ mod tests {
         assert!(
             error
                 .message()
-                .contains("sonnet (anthropic:claude-sonnet-4-5)"),
+                .contains("sonnet (anthropic:claude-sonnet-5)"),
             "{error}"
         );
         assert!(ModelConfig::parse("openai:").is_err());
@@ -437,7 +583,42 @@ mod tests {
         assert!(config.build().is_ok());
         let config =
             ModelConfig::from_lookup(lookup(&[("ANTHROPIC_API_KEY", "sk-ant-secret")])).unwrap();
-        assert_eq!(config.name(), "anthropic:claude-sonnet-4-5");
+        assert_eq!(config.name(), "anthropic:claude-sonnet-5");
+    }
+
+    #[test]
+    fn settings_come_from_the_spec_and_the_environment() {
+        let config = ModelConfig::from_lookup(lookup(&[
+            (
+                "SUBTASK_MODEL",
+                "openai-compat:qwen3?stream=false&max_tokens_field=max_tokens",
+            ),
+            ("OPENAI_BASE_URL", "http://localhost:8000/v1"),
+            (
+                "SUBTASK_MODEL_SETTINGS",
+                "reasoning_effort=low; first_byte_timeout=900\nheader.x-title=subtask",
+            ),
+        ]))
+        .unwrap();
+        assert!(!config.stream);
+        assert_eq!(config.max_tokens_field, Some(MaxTokensField::MaxTokens));
+        assert_eq!(
+            config.settings.reasoning_effort,
+            Some(super::super::ReasoningEffort::Low)
+        );
+        assert_eq!(config.http.first_byte_timeout, Duration::from_secs(900));
+        assert_eq!(config.settings.extra_headers.len(), 1);
+        let error = ModelConfig::from_lookup(lookup(&[
+            ("SUBTASK_MODEL", "mini"),
+            ("SUBTASK_MODEL_SETTINGS", "stall_timeout=soon"),
+        ]))
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("SUBTASK_MODEL_SETTINGS"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("stall_timeout"), "{error}");
+        assert!(ModelConfig::parse("mini?colour=blue").is_err());
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::openai::{MaxTokensField, embedded_error, request_json, response_from_json};
+use super::openai::{embedded_error, request_json, response_from_json};
+use super::settings::MaxTokensField;
 use super::{ChatModel, ChatRequest, ChatResponse, Delta};
 use crate::error::{Error, ProviderDetails};
 use crate::runtime::CancelToken;

@@ -4,13 +4,19 @@
 //! Cancellation: each exchange runs on an agent checked out of a small pool, and the task's
 //! token gets a cancel action that shuts that agent down, which interrupts a blocked read
 //! at once (ureq's `Agent::shutdown`). An agent whose task was cancelled is not reused.
-//! Deadlines: every request's global timeout is the time its task has left. Stalls: a read
-//! that gets no byte for the stall timeout fails (ureq's per-read timeout).
+//! Deadlines: every request's global timeout is the time its task has left. Waiting: the
+//! first byte of a response (headers and the start of the body) may take the first-byte
+//! timeout, since reasoning models think and local servers load models before they send
+//! anything; after that, a gap of the stall timeout between two reads fails the request.
+//! One watchdog thread enforces both (see [`Watchdog`]): ureq's own per-read timeout
+//! cannot tell the first read from the others.
 
 use std::io::Read;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use ureq::http::HeaderMap;
 
 use super::config::ApiKey;
@@ -19,11 +25,15 @@ use crate::runtime::{CancelGuard, CancelToken};
 
 /// Retries after the first attempt, by default (as the providers' SDKs).
 pub const DEFAULT_MAX_RETRIES: u32 = 2;
-/// How long a response may send no byte before the request fails, by default.
+/// How long a response may send no byte between two reads before the request fails, by
+/// default.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the first byte of a response may take, by default: 600 s, as the official
+/// OpenAI and Anthropic SDKs' request timeout. Always capped by the task's deadline.
+pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long connecting may take, by default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The longest `Retry-After` honoured; a server asking for more is not retried.
+/// The longest `Retry-After` honoured; a server asking for more gets the usual backoff.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// Idle agents kept for reuse (one per concurrent request is enough).
 const MAX_IDLE_AGENTS: usize = 16;
@@ -39,8 +49,12 @@ pub struct HttpOptions {
     /// Retries after a retryable failure (408, 409, 429, 5xx, 529, connection failures).
     /// Defaults to `2`.
     pub max_retries: u32,
-    /// A response that sends no byte for this long fails. Defaults to 60 s.
+    /// A response that sends no byte for this long, once it has started, fails. Defaults
+    /// to 60 s.
     pub stall_timeout: Duration,
+    /// The wait for the first byte of a response (the model thinking, a local server
+    /// loading the model), capped by the task's deadline. Defaults to 600 s.
+    pub first_byte_timeout: Duration,
     /// The limit on connecting (DNS, TCP, TLS). Defaults to 10 s.
     pub connect_timeout: Duration,
 }
@@ -50,6 +64,7 @@ impl Default for HttpOptions {
         HttpOptions {
             max_retries: DEFAULT_MAX_RETRIES,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
+            first_byte_timeout: DEFAULT_FIRST_BYTE_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
     }
@@ -90,6 +105,7 @@ pub(crate) struct Exchange<'a> {
     body: Option<ureq::Body>,
     request_id: Option<String>,
     attempts: u32,
+    watch: Arc<Watch>,
 }
 
 impl HttpClient {
@@ -115,6 +131,14 @@ impl HttpClient {
         ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(self.options.connect_timeout))
+            // The system's certificate store: corporate proxies re-sign TLS with a root
+            // that only the system trusts. Proxies come from HTTPS_PROXY / NO_PROXY (ureq
+            // reads them by default).
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                    .build(),
+            )
             .user_agent(concat!("subtask/", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent()
@@ -165,11 +189,11 @@ impl HttpClient {
             let agent = self.checkout();
             let shutdown = agent.clone();
             let cancel = token.on_cancel(move || shutdown.shutdown());
+            let watch = Watchdog::get().watch(&agent, &self.options);
             let mut request = agent
                 .post(url)
                 .config()
                 .timeout_global(token.remaining())
-                .timeout_per_read(Some(self.options.stall_timeout))
                 .build()
                 .header("content-type", "application/json");
             for (name, value) in headers {
@@ -187,6 +211,7 @@ impl HttpClient {
                         body: Some(response.into_body()),
                         request_id,
                         attempts: attempt,
+                        watch,
                     });
                 }
                 Ok(response) => {
@@ -201,13 +226,15 @@ impl HttpClient {
                         .read_to_end(&mut raw);
                     let text = self.redact(&String::from_utf8_lossy(&raw));
                     drop(cancel);
-                    self.release(agent, token);
+                    watch.finish();
+                    self.release(agent, token, &watch);
                     self.status_failure(status, &headers, &text, attempt)
                 }
                 Err(error) => {
                     drop(cancel);
-                    self.release(agent, token);
-                    self.transport_failure(error, token, attempt)?
+                    watch.finish();
+                    self.release(agent, token, &watch);
+                    self.transport_failure(error, token, attempt, &watch)?
                 }
             };
             let Some(wait) = self.retry_wait(&failure, attempt, token) else {
@@ -254,9 +281,10 @@ impl HttpClient {
         }
     }
 
-    fn release(&self, agent: ureq::Agent, token: &CancelToken) {
-        // A tripped token may have shut this agent down: never hand it to another task.
-        if !token.is_cancelled() {
+    fn release(&self, agent: ureq::Agent, token: &CancelToken, watch: &Watch) {
+        // A tripped token or the watchdog may have shut this agent down: never hand it to
+        // another task.
+        if !token.is_cancelled() && watch.fired().is_none() {
             self.checkin(agent);
         }
     }
@@ -277,11 +305,11 @@ impl HttpClient {
         let retry_after = retry_after(headers);
         let mut message = parsed.message;
         if let RetryAfter::TooLong(wait) = retry_after {
+            // More than we wait for: retried with the usual backoff instead (as the SDKs).
             message.push_str(&format!(
                 " (the provider asks to wait {} s before retrying)",
                 wait.as_secs()
             ));
-            retryable = false;
         }
         let error = Error::provider(
             self.details(
@@ -309,10 +337,29 @@ impl HttpClient {
         error: ureq::Error,
         token: &CancelToken,
         attempt: u32,
+        watch: &Watch,
     ) -> Result<Attempt, Error> {
         token.check()?;
+        if let Some(fired) = watch.fired() {
+            let error = Error::provider(
+                self.details(
+                    None,
+                    Some(WAIT_TIMEOUT_TYPE.to_string()),
+                    None,
+                    self.wait_message(fired),
+                    None,
+                    attempt,
+                ),
+                true,
+            )
+            .with_source(error);
+            return Ok(Attempt {
+                error,
+                retry_after: RetryAfter::None,
+                final_here: true,
+            });
+        }
         let (message, final_here) = match &error {
-            ureq::Error::Timeout(ureq::Timeout::PerRead) => (self.stall_message(), true),
             ureq::Error::Timeout(ureq::Timeout::Global) => {
                 // The global timeout is the task's remaining time, so this is its deadline.
                 return Err(token.check().err().unwrap_or_else(|| {
@@ -334,12 +381,59 @@ impl HttpClient {
         })
     }
 
-    pub(crate) fn stall_message(&self) -> String {
-        format!(
-            "the response stalled: no byte for {} s (stall timeout); the server may be \
-             overloaded, or raise the stall timeout for slow local models",
-            self.options.stall_timeout.as_secs_f64()
-        )
+    fn wait_message(&self, fired: Fired) -> String {
+        match fired {
+            Fired::FirstByte => format!(
+                "no response: nothing came for {} s (first-byte timeout); a reasoning model \
+                 or a local server loading its model may need longer: raise \
+                 SUBTASK_FIRST_BYTE_TIMEOUT",
+                self.options.first_byte_timeout.as_secs_f64()
+            ),
+            Fired::Stall => format!(
+                "the response stalled: no byte for {} s (stall timeout); the server may be \
+                 overloaded, or raise SUBTASK_STALL_TIMEOUT for slow local models",
+                self.options.stall_timeout.as_secs_f64()
+            ),
+        }
+    }
+
+    /// After a body that failed before anything of it was handed on (an error event in a
+    /// 200 stream, a cut stream): whether to send the request again, having waited the
+    /// backoff. Counts against the same retry budget as status errors. A timeout of the
+    /// watchdog is not retried: it already waited its limit.
+    ///
+    /// # Errors
+    ///
+    /// The token's error when the task ends during the wait.
+    pub(crate) fn retry_body(
+        &self,
+        error: &Error,
+        retries: &mut u32,
+        token: &CancelToken,
+    ) -> Result<bool, Error> {
+        let waited = error
+            .provider_details()
+            .and_then(|details| details.error_type.as_deref())
+            == Some(WAIT_TIMEOUT_TYPE);
+        if waited
+            || !error.is_retryable()
+            || *retries >= self.options.max_retries
+            || token.is_cancelled()
+        {
+            return Ok(false);
+        }
+        let wait = backoff(*retries);
+        *retries += 1;
+        if token.remaining().is_some_and(|left| left <= wait) {
+            return Ok(false);
+        }
+        log::info!(
+            "{}: {error}; sending the request again in {:.1} s",
+            self.provider,
+            wait.as_secs_f64()
+        );
+        token.sleep(wait)?;
+        Ok(true)
     }
 
     /// How long to wait before the next attempt, or `None` to give up now.
@@ -350,7 +444,7 @@ impl HttpClient {
         }
         let wait = match failure.retry_after {
             RetryAfter::Wait(wait) => wait,
-            _ => backoff(attempt - 1),
+            RetryAfter::None | RetryAfter::TooLong(_) => backoff(attempt - 1),
         };
         match token.remaining() {
             Some(left) if left <= wait => {
@@ -372,18 +466,15 @@ impl HttpClient {
         if let Err(ended) = exchange.token.check() {
             return ended;
         }
-        // ureq reports its per-read timeout as an `Other` I/O error wrapping its own.
-        let stalled = error.kind() == std::io::ErrorKind::TimedOut
-            || error
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<ureq::Error>())
-                .is_some_and(|inner| matches!(inner, ureq::Error::Timeout(ureq::Timeout::PerRead)));
-        let message = if stalled {
-            self.stall_message()
-        } else {
-            format!("the response broke off: {error}")
-        };
-        exchange.error(None, None, message, true)
+        match exchange.watch.fired() {
+            Some(fired) => exchange.error(
+                Some(WAIT_TIMEOUT_TYPE.to_string()),
+                None,
+                self.wait_message(fired),
+                true,
+            ),
+            None => exchange.error(None, None, format!("the response broke off: {error}"), true),
+        }
     }
 }
 
@@ -434,6 +525,7 @@ fn retry_after(headers: &HeaderMap) -> RetryAfter {
 /// `min(0.5 s · 2ⁿ, 8 s)`, less up to a quarter at random so clients spread out.
 fn backoff(retry: u32) -> Duration {
     let base = (0.5 * 2f64.powi(retry.min(10) as i32)).min(8.0);
+    // (Also the wait after a `Retry-After` longer than MAX_RETRY_AFTER.)
     Duration::from_secs_f64(base * (1.0 - 0.25 * random_fraction()))
 }
 
@@ -465,21 +557,20 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
 }
 
 impl Exchange<'_> {
-    /// The body as a reader (for streams), at most [`MAX_RESPONSE_BODY`] bytes.
+    /// The body as a reader (for streams), at most [`MAX_RESPONSE_BODY`] bytes; every
+    /// byte read tells the watchdog the response is alive.
     pub(crate) fn reader(&mut self) -> impl Read + 'static {
         let body = self.body.take().expect("the body is read once");
-        body.into_with_config().limit(MAX_RESPONSE_BODY).reader()
+        Watched {
+            inner: body.into_with_config().limit(MAX_RESPONSE_BODY).reader(),
+            watch: Arc::clone(&self.watch),
+        }
     }
 
     /// The whole body as text.
     pub(crate) fn text(&mut self) -> Result<String, Error> {
-        let body = self.body.take().expect("the body is read once");
         let mut text = String::new();
-        let result = body
-            .into_with_config()
-            .limit(MAX_RESPONSE_BODY)
-            .reader()
-            .read_to_string(&mut text);
+        let result = self.reader().read_to_string(&mut text);
         match result {
             Ok(_) => Ok(text),
             Err(error) => Err(self.client.body_error(error, self)),
@@ -520,9 +611,181 @@ impl Drop for Exchange<'_> {
     fn drop(&mut self) {
         drop(self.body.take());
         drop(self.cancel.take());
+        self.watch.finish();
         if let Some(agent) = self.agent.take() {
-            self.client.release(agent, &self.token);
+            self.client.release(agent, &self.token, &self.watch);
         }
+    }
+}
+
+/// The `error_type` of a first-byte or stall timeout (not retried: it already waited).
+const WAIT_TIMEOUT_TYPE: &str = "wait_timeout";
+
+/// Which wait ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fired {
+    FirstByte,
+    Stall,
+}
+
+/// One exchange under watch.
+struct Watch {
+    /// Shut down when a wait runs out, which interrupts the blocked read at once.
+    agent: ureq::Agent,
+    first_byte_timeout: Duration,
+    stall_timeout: Duration,
+    /// When the last byte came (or the request started): nanoseconds since the watchdog's
+    /// epoch. Written by the reading thread, read by the watchdog.
+    last: AtomicU64,
+    /// Set by the reading thread at the first byte of the body; from then on the stall
+    /// timeout applies.
+    started: AtomicBool,
+    /// 0, or which wait ran out (1 first byte, 2 stall). Written once, by the watchdog.
+    fired: AtomicU8,
+    /// Set when the exchange ends; the watchdog then forgets it.
+    finished: AtomicBool,
+}
+
+impl Watch {
+    fn fired(&self) -> Option<Fired> {
+        match self.fired.load(Ordering::Acquire) {
+            1 => Some(Fired::FirstByte),
+            2 => Some(Fired::Stall),
+            _ => None,
+        }
+    }
+
+    fn finish(&self) {
+        self.finished.store(true, Ordering::Release);
+    }
+
+    /// Records a byte. The first one switches the wait to the (usually shorter) stall
+    /// timeout, so the watchdog, asleep until the first-byte deadline, is woken to look
+    /// again; later bytes only move the deadline later and need no wake-up.
+    fn touch(&self, watchdog: &Watchdog) {
+        self.last.store(
+            watchdog.epoch.elapsed().as_nanos() as u64,
+            Ordering::Release,
+        );
+        if !self.started.swap(true, Ordering::AcqRel) {
+            watchdog.changed.notify_one();
+        }
+    }
+
+    /// When this exchange's current wait runs out, as nanoseconds since the epoch.
+    fn deadline(&self) -> u64 {
+        let limit = if self.started.load(Ordering::Acquire) {
+            self.stall_timeout
+        } else {
+            self.first_byte_timeout
+        };
+        self.last
+            .load(Ordering::Acquire)
+            .saturating_add(limit.as_nanos() as u64)
+    }
+}
+
+/// The process's one watchdog thread (`subtask-llm-watchdog`), started on first use and
+/// alive until the process exits. It runs no user code and holds a lock only to scan its
+/// list: agents to shut down are collected first and shut down after the lock is released.
+struct Watchdog {
+    epoch: Instant,
+    /// The exchanges in flight. Invariant: an entry leaves the list when it finished or
+    /// fired, at the watchdog's next scan (every registration wakes it).
+    watches: Mutex<Vec<Arc<Watch>>>,
+    changed: Condvar,
+}
+
+impl Watchdog {
+    fn get() -> &'static Watchdog {
+        static WATCHDOG: OnceLock<&'static Watchdog> = OnceLock::new();
+        WATCHDOG.get_or_init(|| {
+            let watchdog: &'static Watchdog = Box::leak(Box::new(Watchdog {
+                epoch: Instant::now(),
+                watches: Mutex::new(Vec::new()),
+                changed: Condvar::new(),
+            }));
+            let spawned = std::thread::Builder::new()
+                .name("subtask-llm-watchdog".into())
+                .spawn(move || watchdog.run());
+            if let Err(error) = spawned {
+                // Without the thread the task's deadline still bounds every request.
+                log::error!("could not start the LLM watchdog thread: {error}");
+            }
+            watchdog
+        })
+    }
+
+    fn watch(&self, agent: &ureq::Agent, options: &HttpOptions) -> Arc<Watch> {
+        let watch = Arc::new(Watch {
+            agent: agent.clone(),
+            first_byte_timeout: options.first_byte_timeout,
+            stall_timeout: options.stall_timeout,
+            last: AtomicU64::new(self.epoch.elapsed().as_nanos() as u64),
+            started: AtomicBool::new(false),
+            fired: AtomicU8::new(0),
+            finished: AtomicBool::new(false),
+        });
+        self.watches.lock().push(Arc::clone(&watch));
+        self.changed.notify_one();
+        watch
+    }
+
+    fn run(&self) {
+        loop {
+            let mut expired = Vec::new();
+            let mut watches = self.watches.lock();
+            let now = self.epoch.elapsed().as_nanos() as u64;
+            let mut next: Option<u64> = None;
+            watches.retain(|watch| {
+                if watch.finished.load(Ordering::Acquire) {
+                    return false;
+                }
+                let deadline = watch.deadline();
+                if deadline <= now {
+                    let fired = if watch.started.load(Ordering::Acquire) {
+                        2
+                    } else {
+                        1
+                    };
+                    watch.fired.store(fired, Ordering::Release);
+                    expired.push(Arc::clone(watch));
+                    return false;
+                }
+                next = Some(next.map_or(deadline, |next| next.min(deadline)));
+                true
+            });
+            if expired.is_empty() {
+                match next {
+                    Some(next) => {
+                        let wait = Duration::from_nanos(next - now);
+                        self.changed.wait_for(&mut watches, wait);
+                    }
+                    None => self.changed.wait(&mut watches),
+                }
+                continue;
+            }
+            drop(watches);
+            for watch in expired {
+                watch.agent.clone().shutdown();
+            }
+        }
+    }
+}
+
+/// A body reader that reports every byte to the watchdog.
+struct Watched<R> {
+    inner: R,
+    watch: Arc<Watch>,
+}
+
+impl<R: Read> Read for Watched<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        if read > 0 {
+            self.watch.touch(Watchdog::get());
+        }
+        Ok(read)
     }
 }
 

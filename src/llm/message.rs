@@ -40,7 +40,7 @@ impl Message {
         }
     }
 
-    /// The text blocks joined by blank lines.
+    /// The answer: the text blocks joined by blank lines (never thinking or reasoning).
     pub fn text(&self) -> String {
         let texts: Vec<&str> = self
             .content
@@ -75,6 +75,53 @@ pub enum ContentBlock {
     ToolUse(ToolUse),
     /// The answer to a tool call, sent back in a user message.
     ToolResult(ToolResult),
+    /// Anthropic extended thinking: sent back unchanged (text and signature) in tool loops,
+    /// where the API refuses an assistant turn whose thinking block was dropped or edited.
+    /// Never part of the answer.
+    Thinking {
+        /// The (summarised) reasoning.
+        thinking: String,
+        /// The server's signature over it; opaque.
+        signature: String,
+    },
+    /// Anthropic thinking the server encrypted; sent back unchanged, never shown.
+    RedactedThinking {
+        /// The encrypted thinking; opaque.
+        data: String,
+    },
+    /// Reasoning text an OpenAI-compatible server sent beside the answer (`reasoning_content`
+    /// at DeepSeek, vLLM, llama.cpp; `reasoning` at OpenRouter, Ollama). Sent back to a
+    /// server of the same kind under the same field: DeepSeek refuses a tool-loop
+    /// continuation without it. Never part of the answer.
+    Reasoning {
+        /// The reasoning.
+        text: String,
+        /// The field it came in (`reasoning_content` or `reasoning`).
+        field: String,
+    },
+    /// An item a provider needs back verbatim and nobody else understands, e.g. an OpenAI
+    /// Responses `reasoning` item with its `encrypted_content`. Sent back only to the
+    /// provider named here.
+    Opaque {
+        /// The provider that sent it (`openai-responses`).
+        provider: String,
+        /// The item as sent.
+        item: Value,
+    },
+}
+
+impl ContentBlock {
+    /// Whether this block is reasoning of some kind (thinking, redacted thinking, reasoning
+    /// text, an opaque provider item) rather than answer, call or result.
+    pub fn is_reasoning(&self) -> bool {
+        matches!(
+            self,
+            ContentBlock::Thinking { .. }
+                | ContentBlock::RedactedThinking { .. }
+                | ContentBlock::Reasoning { .. }
+                | ContentBlock::Opaque { .. }
+        )
+    }
 }
 
 /// A tool call requested by the model.
@@ -86,6 +133,10 @@ pub struct ToolUse {
     pub name: String,
     /// The arguments.
     pub input: ToolInput,
+    /// Provider data attached to the call that must come back with it, e.g. Gemini's
+    /// `extra_content` (`{"google": {"thought_signature": …}}`), sent back as received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<Value>,
 }
 
 /// A tool call's arguments as the model wrote them.
@@ -179,8 +230,25 @@ pub enum StopReason {
     StopSequence,
     /// It refused, or a content filter stopped it.
     Refusal,
+    /// The conversation filled the model's context window (Anthropic's
+    /// `model_context_window_exceeded`): the reply is cut short.
+    ContextWindowExceeded,
+    /// The server paused a long turn (Anthropic's `pause_turn`); send the conversation
+    /// back as it is to let it continue.
+    PauseTurn,
     /// Another reason, as the server named it.
     Other(String),
+}
+
+impl StopReason {
+    /// Whether the reply was cut short by a limit (output tokens or context window), so a
+    /// tool call in it may be incomplete and must not run.
+    pub fn is_truncation(&self) -> bool {
+        matches!(
+            self,
+            StopReason::MaxTokens | StopReason::ContextWindowExceeded
+        )
+    }
 }
 
 /// Tokens used by one or more model calls, and their cost when the price is known.
@@ -280,6 +348,7 @@ mod tests {
                     id: "call_1".into(),
                     name: "read".into(),
                     input: ToolInput::parse(r#"{"path":"README.md"}"#),
+                    extra: None,
                 }),
             ],
         };

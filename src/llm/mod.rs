@@ -1,6 +1,7 @@
 //! Language models: the [`ChatModel`] trait subagents think through, and its providers —
 //! [`OpenAiCompatible`] (OpenAI, Ollama, vLLM, llama.cpp, LM Studio, OpenRouter…),
-//! [`Anthropic`], and [`ScriptedModel`] for tests and demos.
+//! [`OpenAiResponses`] (OpenAI's Responses API), [`Anthropic`], and [`ScriptedModel`] for
+//! tests and demos.
 //!
 //! ```no_run
 //! use subtask::llm::{ChatModel, ChatRequest, Message, ModelConfig};
@@ -22,11 +23,13 @@ mod http;
 mod message;
 mod openai;
 mod pricing;
+mod responses;
 mod scripted;
+mod settings;
 mod sse;
 
 pub use anthropic::{Anthropic, AnthropicConfig};
-pub use config::{ApiKey, ModelConfig, Provider, aliases, resolve_alias};
+pub use config::{ApiKey, MODEL_VAR, ModelConfig, Provider, SETTINGS_VAR, aliases, resolve_alias};
 pub use function::FunctionModel;
 pub use http::HttpOptions;
 pub(crate) use http::preview;
@@ -34,9 +37,11 @@ pub use message::{
     ChatResponse, ContentBlock, Message, Role, StopReason, ToolInput, ToolResult, ToolSpec,
     ToolUse, Usage,
 };
-pub use openai::{MaxTokensField, OpenAiCompatible, OpenAiConfig};
-pub use pricing::{Price, price_of};
+pub use openai::{OpenAiCompatible, OpenAiConfig};
+pub use pricing::{MODELS_FILE_VAR, Price, check_models_file, price_of};
+pub use responses::OpenAiResponses;
 pub use scripted::{ScriptedModel, ScriptedTurn, SentRequest};
+pub use settings::{MaxTokensField, ModelSettings, ReasoningEffort, SETTING_NAMES};
 
 use crate::error::Error;
 use crate::runtime::CancelToken;
@@ -55,6 +60,8 @@ pub struct ChatRequest<'a> {
     pub tools: &'a [ToolSpec],
     /// The most output tokens this call may produce.
     pub max_tokens: u32,
+    /// Reasoning effort for this call, over the model's setting (`None`: the model's).
+    pub reasoning_effort: Option<ReasoningEffort>,
 }
 
 impl<'a> ChatRequest<'a> {
@@ -65,7 +72,14 @@ impl<'a> ChatRequest<'a> {
             messages,
             tools: &[],
             max_tokens: DEFAULT_MAX_TOKENS,
+            reasoning_effort: None,
         }
+    }
+
+    /// Sets the reasoning effort of this call.
+    pub fn reasoning_effort(mut self, effort: Option<ReasoningEffort>) -> ChatRequest<'a> {
+        self.reasoning_effort = effort;
+        self
     }
 
     /// Offers these tools.
@@ -94,6 +108,8 @@ pub enum Delta<'a> {
     },
     /// More of a tool call's arguments (partial JSON).
     ToolInput(&'a str),
+    /// More reasoning (thinking) text: progress, never answer.
+    Reasoning(&'a str),
 }
 
 /// A chat model: one blocking call per turn of a conversation.

@@ -1,11 +1,17 @@
 //! OpenAI's Chat Completions API and the many servers that copy it, quirks included
 //! (PROTOCOLS.md §1.6): arguments sent as objects, missing or integer ids, one index
 //! reused for parallel calls, names resent in every chunk, `finish_reason: stop` with tool
-//! calls, errors inside a 200 response, vLLM's error shape, SSE comment lines.
+//! calls, errors inside a 200 response, vLLM's error shape, SSE comment lines; and what
+//! reasoning servers need back: `reasoning_content` / `reasoning` beside the answer
+//! (DeepSeek refuses a tool-loop continuation without it) and Gemini's thought signatures
+//! in `extra_content` of tool calls.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::BufReader;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 
 use serde_json::{Value, json};
 
@@ -15,21 +21,13 @@ use super::message::{
     ChatResponse, ContentBlock, Message, Role, StopReason, ToolInput, ToolUse, Usage,
 };
 use super::pricing::{Price, price_of};
+use super::settings::{MaxTokensField, ModelSettings, merge_body};
 use super::sse::SseReader;
 use super::{ChatModel, ChatRequest, Delta};
 use crate::error::Error;
 use crate::runtime::CancelToken;
 
 const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
-
-/// Which request field carries the output limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MaxTokensField {
-    /// `max_completion_tokens`: OpenAI's current field (needed by o-series models).
-    MaxCompletionTokens,
-    /// `max_tokens`: the deprecated field most compatible servers still expect.
-    MaxTokens,
-}
 
 /// Settings of an [`OpenAiCompatible`] model; usually made by
 /// [`ModelConfig::build`](super::ModelConfig::build).
@@ -48,10 +46,13 @@ pub struct OpenAiConfig {
     pub http: HttpOptions,
     /// Stream responses.
     pub stream: bool,
-    /// Defaults to `MaxCompletionTokens` for OpenAI, `MaxTokens` for compatible servers.
+    /// Defaults to `MaxCompletionTokens` for OpenAI; for compatible servers to none (no
+    /// limit sent: vLLM refuses a prompt plus `max_tokens` over the context length).
     pub max_tokens_field: Option<MaxTokensField>,
     /// Overrides the price table.
     pub price: Option<Price>,
+    /// Reasoning effort, `stream_options`, extra headers and body fields.
+    pub settings: ModelSettings,
 }
 
 impl OpenAiConfig {
@@ -68,6 +69,7 @@ impl OpenAiConfig {
             stream: true,
             max_tokens_field: None,
             price: None,
+            settings: ModelSettings::default(),
         }
     }
 
@@ -117,27 +119,48 @@ impl OpenAiCompatible {
         }
     }
 
-    fn body(&self, request: &ChatRequest<'_>) -> Value {
+    fn body(&self, request: &ChatRequest<'_>, stream: bool) -> Value {
+        let settings = &self.config.settings;
         let max_tokens_field = match self.config.max_tokens_field {
             Some(field) => field,
             None if self.config.provider == Provider::OpenAi => MaxTokensField::MaxCompletionTokens,
-            None => MaxTokensField::MaxTokens,
+            None => MaxTokensField::Omit,
         };
         let mut body = request_json(&self.config.model, request, max_tokens_field);
-        if self.config.stream {
-            body["stream"] = json!(true);
-            body["stream_options"] = json!({"include_usage": true});
+        if let Some(effort) = request.reasoning_effort.or(settings.reasoning_effort) {
+            body["reasoning_effort"] = json!(effort.as_str());
         }
+        if stream {
+            body["stream"] = json!(true);
+            // Refused with a 400 by Azure AI Foundry and some gateways: sent by default to
+            // OpenAI only.
+            let usage = settings
+                .stream_options
+                .unwrap_or(self.config.provider == Provider::OpenAi);
+            if usage {
+                body["stream_options"] = json!({"include_usage": true});
+            }
+        }
+        merge_body(&mut body, &settings.extra_body);
         body
     }
 
+    /// Whether to stream to this server: as configured, unless it answered a streaming
+    /// request with an empty body before (then never again in this process).
+    fn streams(&self) -> bool {
+        self.config.stream && !no_stream_servers().lock().contains(&self.url)
+    }
+
+    /// Reads a stream; `Ok(None)` when the body was empty (no byte at all).
     fn read_stream(
         &self,
         exchange: &mut Exchange<'_>,
         token: &CancelToken,
         on_delta: &mut dyn FnMut(Delta<'_>),
-    ) -> Result<ChatResponse, Error> {
-        let mut events = SseReader::new(BufReader::new(exchange.reader()));
+    ) -> Result<Option<ChatResponse>, Error> {
+        let counted = Counted::new(exchange.reader());
+        let received = counted.bytes();
+        let mut events = SseReader::new(BufReader::new(counted));
         let mut stream = Assembly::default();
         loop {
             let event = match events.next_event() {
@@ -149,6 +172,9 @@ impl OpenAiCompatible {
                 if stream.finish_reason.is_some() {
                     break; // some servers end without [DONE]
                 }
+                if received.load(Ordering::Relaxed) == 0 {
+                    return Ok(None);
+                }
                 return Err(exchange.error(
                     None,
                     None,
@@ -158,6 +184,9 @@ impl OpenAiCompatible {
             };
             if event.data.trim() == "[DONE]" {
                 break;
+            }
+            if event.data.trim().is_empty() {
+                continue; // an empty `data:` is not JSON
             }
             let chunk: Value = serde_json::from_str(&event.data).map_err(|error| {
                 exchange.error(
@@ -176,7 +205,7 @@ impl OpenAiCompatible {
             stream.apply(&chunk, on_delta);
         }
         events.drain();
-        Ok(self.response(stream.finish()))
+        Ok(Some(self.response(stream.finish())))
     }
 
     fn read_body(&self, exchange: &mut Exchange<'_>) -> Result<ChatResponse, Error> {
@@ -229,13 +258,46 @@ impl ChatModel for OpenAiCompatible {
         if let Some(authorization) = &self.authorization {
             headers.push(("authorization", authorization));
         }
-        let mut exchange = self
-            .http
-            .post_json(&self.url, &headers, &self.body(request), token)?;
-        if self.config.stream {
-            self.read_stream(&mut exchange, token, on_delta)
-        } else {
-            self.read_body(&mut exchange)
+        for (name, value) in &self.config.settings.extra_headers {
+            if name != "authorization" {
+                headers.retain(|(existing, _)| existing != name);
+                headers.push((name, value));
+            }
+        }
+        let mut body_retries = 0;
+        loop {
+            let stream = self.streams();
+            let body = self.body(request, stream);
+            let mut exchange = self.http.post_json(&self.url, &headers, &body, token)?;
+            let mut handed_on = false;
+            let result = if stream {
+                self.read_stream(&mut exchange, token, &mut |delta| {
+                    handed_on = true;
+                    on_delta(delta);
+                })
+            } else {
+                self.read_body(&mut exchange).map(Some)
+            };
+            drop(exchange);
+            match result {
+                Ok(Some(response)) => return Ok(response),
+                Ok(None) => {
+                    // llama-cpp-python answers a streaming request with tools with a 200
+                    // and no body ("Automatic streaming tool choice is not supported").
+                    log::warn!(
+                        "{}: the server answered a streaming request with an empty body; \
+                         asking again without streaming, and not streaming to {} again",
+                        self.name,
+                        self.url
+                    );
+                    no_stream_servers().lock().insert(self.url.clone());
+                }
+                // An error event in a 200 stream (OpenRouter's mid-stream server_error) or a
+                // cut stream, before anything was handed on: retried like a status error.
+                Err(error)
+                    if !handed_on && self.http.retry_body(&error, &mut body_retries, token)? => {}
+                Err(error) => return Err(error),
+            }
         }
     }
 
@@ -267,15 +329,17 @@ pub(crate) fn request_json(
     for message in request.messages {
         push_message(&mut messages, message);
     }
-    let max_tokens_field = match max_tokens {
-        MaxTokensField::MaxTokens => "max_tokens",
-        MaxTokensField::MaxCompletionTokens => "max_completion_tokens",
-    };
     let mut body = json!({
         "model": model,
         "messages": messages,
-        max_tokens_field: request.max_tokens,
     });
+    match max_tokens {
+        MaxTokensField::MaxTokens => body["max_tokens"] = json!(request.max_tokens),
+        MaxTokensField::MaxCompletionTokens => {
+            body["max_completion_tokens"] = json!(request.max_tokens)
+        }
+        MaxTokensField::Omit => {}
+    }
     if !request.tools.is_empty() {
         let tools: Vec<Value> = request
             .tools
@@ -301,12 +365,12 @@ pub(crate) fn response_from_json(body: &Value) -> Result<Finished, &'static str>
     };
     let message = &choice["message"];
     let mut assembly = Assembly {
-        text: message["content"].as_str().unwrap_or_default().to_string(),
         finish_reason: choice["finish_reason"].as_str().map(str::to_string),
         usage: parse_usage(&body["usage"]),
         model: body["model"].as_str().map(str::to_string),
         ..Assembly::default()
     };
+    assembly.read_texts(message, &mut |_| {});
     for call in message["tool_calls"].as_array().into_iter().flatten() {
         assembly.calls.push(PartialCall {
             id: id_of(&call["id"]),
@@ -315,13 +379,18 @@ pub(crate) fn response_from_json(body: &Value) -> Result<Finished, &'static str>
                 .unwrap_or_default()
                 .to_string(),
             arguments: arguments_text(&call["function"]["arguments"]),
+            extra: call["extra_content"]
+                .is_object()
+                .then(|| call["extra_content"].clone()),
         });
     }
     Ok(assembly.finish())
 }
 
 /// Appends one message in Chat Completions form: tool results become `tool` messages
-/// (first, since they must follow the assistant's calls), arguments travel as strings.
+/// (first, since they must follow the assistant's calls), arguments travel as strings,
+/// reasoning goes back under the field it came in, a call's `extra_content` (Gemini's
+/// thought signature) goes back on the call. Content is never `null` without tool calls.
 fn push_message(out: &mut Vec<Value>, message: &Message) {
     match message.role {
         Role::User => {
@@ -331,14 +400,15 @@ fn push_message(out: &mut Vec<Value>, message: &Message) {
                     ContentBlock::ToolResult(result) => out.push(json!({
                         "role": "tool",
                         "tool_call_id": result.tool_use_id,
-                        "content": if result.is_error {
-                            format!("Error: {}", result.content)
-                        } else {
-                            result.content.clone()
+                        "content": match (result.is_error, result.content.trim().is_empty()) {
+                            (true, true) => "Error: the tool failed without a message".to_string(),
+                            (true, false) => format!("Error: {}", result.content),
+                            (false, true) => "(no output)".to_string(),
+                            (false, false) => result.content.clone(),
                         },
                     })),
                     ContentBlock::Text { text: part } => text.push(part.as_str()),
-                    ContentBlock::ToolUse(_) => {}
+                    _ => {}
                 }
             }
             if !text.is_empty() {
@@ -350,16 +420,34 @@ fn push_message(out: &mut Vec<Value>, message: &Message) {
             let calls: Vec<Value> = message
                 .tool_uses()
                 .map(|call| {
-                    json!({"id": call.id, "type": "function", "function": {
+                    let mut entry = json!({"id": call.id, "type": "function", "function": {
                         "name": call.name,
                         "arguments": call.input.to_json_string(),
-                    }})
+                    }});
+                    if let Some(extra) = &call.extra {
+                        entry["extra_content"] = extra.clone();
+                    }
+                    entry
                 })
                 .collect();
-            let mut entry = json!({
-                "role": "assistant",
-                "content": if text.is_empty() { Value::Null } else { Value::String(text) },
-            });
+            let content = match (text.is_empty(), calls.is_empty()) {
+                (false, _) => Value::String(text),
+                (true, false) => Value::Null,
+                // An empty reply: `null` without tool calls is refused (on resume, too).
+                (true, true) => Value::String(String::new()),
+            };
+            let mut entry = json!({"role": "assistant", "content": content});
+            for block in &message.content {
+                if let ContentBlock::Reasoning { text, field } = block
+                    && matches!(field.as_str(), "reasoning_content" | "reasoning")
+                {
+                    let joined = match entry[field.as_str()].as_str() {
+                        Some(before) => format!("{before}{text}"),
+                        None => text.clone(),
+                    };
+                    entry[field.as_str()] = Value::String(joined);
+                }
+            }
             if !calls.is_empty() {
                 entry["tool_calls"] = Value::Array(calls);
             }
@@ -368,10 +456,48 @@ fn push_message(out: &mut Vec<Value>, message: &Message) {
     }
 }
 
+/// Servers that answered a streaming request with an empty body: not streamed to again in
+/// this process.
+fn no_stream_servers() -> &'static Mutex<HashSet<String>> {
+    static SERVERS: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    SERVERS.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+/// A reader that counts the bytes it passed on.
+struct Counted<R> {
+    inner: R,
+    bytes: Arc<AtomicU64>,
+}
+
+impl<R> Counted<R> {
+    fn new(inner: R) -> Counted<R> {
+        Counted {
+            inner,
+            bytes: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn bytes(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.bytes)
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.bytes.fetch_add(read as u64, Ordering::Relaxed);
+        Ok(read)
+    }
+}
+
 /// A response assembled from chunks (or read whole).
 #[derive(Default)]
 struct Assembly {
     text: String,
+    /// Reasoning text, and the field it came in.
+    reasoning: String,
+    reasoning_field: Option<&'static str>,
+    refusal: String,
     /// In the order they started.
     calls: Vec<PartialCall>,
     /// The call being assembled at each stream index.
@@ -385,6 +511,7 @@ struct PartialCall {
     id: Option<String>,
     name: String,
     arguments: String,
+    extra: Option<Value>,
 }
 
 pub(crate) type Finished = (Message, StopReason, Usage, Option<String>);
@@ -402,17 +529,50 @@ impl Assembly {
             return;
         };
         let delta = &choice["delta"];
-        if let Some(text) = delta["content"].as_str()
-            && !text.is_empty()
-        {
-            self.text.push_str(text);
-            on_delta(Delta::Text(text));
-        }
+        self.read_texts(delta, on_delta);
         for call in delta["tool_calls"].as_array().into_iter().flatten() {
             self.apply_call(call, on_delta);
         }
         if let Some(reason) = choice["finish_reason"].as_str() {
             self.finish_reason = Some(reason.to_string());
+        }
+    }
+
+    /// Reads the answer, reasoning and refusal of a message or delta. `content` may be a
+    /// string or an array of parts (Magistral streams `[{"type":"text","text":…}]`).
+    fn read_texts(&mut self, message: &Value, on_delta: &mut dyn FnMut(Delta<'_>)) {
+        match &message["content"] {
+            Value::String(text) if !text.is_empty() => {
+                self.text.push_str(text);
+                on_delta(Delta::Text(text));
+            }
+            Value::Array(parts) => {
+                for part in parts {
+                    if part["type"] == "text"
+                        && let Some(text) = part["text"].as_str()
+                        && !text.is_empty()
+                    {
+                        self.text.push_str(text);
+                        on_delta(Delta::Text(text));
+                    }
+                }
+            }
+            _ => {}
+        }
+        for field in ["reasoning_content", "reasoning"] {
+            if let Some(text) = message[field].as_str()
+                && !text.is_empty()
+            {
+                self.reasoning.push_str(text);
+                self.reasoning_field.get_or_insert(field);
+                on_delta(Delta::Reasoning(text));
+            }
+        }
+        if let Some(refusal) = message["refusal"].as_str()
+            && !refusal.is_empty()
+        {
+            self.refusal.push_str(refusal);
+            on_delta(Delta::Text(refusal));
         }
     }
 
@@ -441,6 +601,7 @@ impl Assembly {
                 id: None,
                 name: String::new(),
                 arguments: String::new(),
+                extra: None,
             });
             self.at_index.insert(index, self.calls.len() - 1);
             self.calls.len() - 1
@@ -450,6 +611,9 @@ impl Assembly {
         let call = &mut self.calls[position];
         if call.id.is_none() {
             call.id = id;
+        }
+        if fragment["extra_content"].is_object() {
+            call.extra = Some(fragment["extra_content"].clone());
         }
         if let Some(name) = name
             && call.name.is_empty()
@@ -474,31 +638,41 @@ impl Assembly {
 
     fn finish(self) -> Finished {
         let mut content = Vec::new();
+        if let Some(field) = self.reasoning_field {
+            content.push(ContentBlock::Reasoning {
+                text: self.reasoning,
+                field: field.to_string(),
+            });
+        }
+        let refused = !self.refusal.is_empty();
         if !self.text.is_empty() {
             content.push(ContentBlock::Text { text: self.text });
+        }
+        if refused {
+            content.push(ContentBlock::Text { text: self.refusal });
         }
         for call in self.calls {
             content.push(ContentBlock::ToolUse(ToolUse {
                 id: call.id.unwrap_or_else(synthetic_id),
                 name: call.name,
                 input: ToolInput::parse(&call.arguments),
+                extra: call.extra,
             }));
         }
         let message = Message {
             role: Role::Assistant,
             content,
         };
-        // Tools are requested when calls are present, whatever `finish_reason` says.
-        let stop_reason = if message.tool_uses().next().is_some() {
-            StopReason::ToolUse
-        } else {
-            match self.finish_reason.as_deref() {
-                Some("stop") | None => StopReason::EndTurn,
-                Some("length") => StopReason::MaxTokens,
-                Some("tool_calls" | "function_call") => StopReason::ToolUse,
-                Some("content_filter") => StopReason::Refusal,
-                Some(other) => StopReason::Other(other.to_string()),
-            }
+        // Tools are requested when calls are present, whatever `finish_reason` says —
+        // unless the reply was cut, when a call may be incomplete and must not run.
+        let stop_reason = match self.finish_reason.as_deref() {
+            Some("length") => StopReason::MaxTokens,
+            _ if refused => StopReason::Refusal,
+            _ if message.tool_uses().next().is_some() => StopReason::ToolUse,
+            Some("stop") | None => StopReason::EndTurn,
+            Some("tool_calls" | "function_call") => StopReason::ToolUse,
+            Some("content_filter") => StopReason::Refusal,
+            Some(other) => StopReason::Other(other.to_string()),
         };
         (message, stop_reason, self.usage, self.model)
     }
@@ -528,16 +702,18 @@ fn arguments_text(value: &Value) -> String {
     }
 }
 
-/// `prompt_tokens` includes cached tokens; [`Usage`] counts them apart.
+/// `prompt_tokens` includes cached tokens and (at OpenRouter) cache writes; [`Usage`]
+/// counts each apart, so every token is counted once.
 fn parse_usage(usage: &Value) -> Usage {
     let count = |value: &Value| value.as_u64().unwrap_or(0);
     let prompt = count(&usage["prompt_tokens"]);
     let cached = count(&usage["prompt_tokens_details"]["cached_tokens"]);
+    let written = count(&usage["prompt_tokens_details"]["cache_write_tokens"]);
     Usage {
-        input_tokens: prompt.saturating_sub(cached),
+        input_tokens: prompt.saturating_sub(cached).saturating_sub(written),
         output_tokens: count(&usage["completion_tokens"]),
         cache_read_tokens: cached,
-        cache_write_tokens: count(&usage["prompt_tokens_details"]["cache_write_tokens"]),
+        cache_write_tokens: written,
         cost_usd: None,
     }
 }
@@ -590,7 +766,7 @@ fn in_band_error(exchange: &Exchange<'_>, failure: Failure) -> Error {
 }
 
 /// Reads an error response's body.
-fn parse_error(status: u16, body: &str) -> Failure {
+pub(crate) fn parse_error(status: u16, body: &str) -> Failure {
     let parsed = serde_json::from_str::<Value>(body)
         .ok()
         .and_then(|value| embedded_error(&value));
@@ -699,6 +875,96 @@ mod tests {
     }
 
     #[test]
+    fn content_parts_refusals_reasoning_and_thought_signatures_are_read() {
+        // Magistral streams content as an array of parts.
+        let ((message, stop, ..), deltas) = assemble(&[
+            json!({"choices": [{"index": 0, "delta": {"content": [
+                {"type": "thinking", "thinking": [{"type": "text", "text": "hm"}]},
+                {"type": "text", "text": "Hel"}]}}]}),
+            json!({"choices": [{"index": 0, "delta": {"content": [{"type": "text", "text": "lo"}]},
+                "finish_reason": "stop"}]}),
+        ]);
+        assert_eq!(message.text(), "Hello");
+        assert_eq!(stop, StopReason::EndTurn);
+        assert!(deltas.iter().any(|delta| delta.contains("Hel")));
+
+        let ((message, stop, ..), _) = assemble(&[json!({"choices": [{"index": 0,
+            "delta": {"content": null, "refusal": "I can't help with that."},
+            "finish_reason": "stop"}]})]);
+        assert_eq!(message.text(), "I can't help with that.");
+        assert_eq!(stop, StopReason::Refusal);
+
+        let ((message, ..), deltas) = assemble(&[
+            json!({"choices": [{"index": 0, "delta": {"reasoning": "Think"}}]}),
+            json!({"choices": [{"index": 0, "delta": {"reasoning": "ing."}}]}),
+            chunk(
+                json!([{"index": 0, "id": "c1", "function": {"name": "read", "arguments": "{}"},
+                "extra_content": {"google": {"thought_signature": "sig"}}}]),
+            ),
+        ]);
+        assert_eq!(
+            message.content[0],
+            ContentBlock::Reasoning {
+                text: "Thinking.".into(),
+                field: "reasoning".into()
+            }
+        );
+        assert_eq!(message.text(), "", "reasoning is never the answer");
+        assert!(deltas.iter().any(|delta| delta.starts_with("Reasoning")));
+        let call = message.tool_uses().next().unwrap();
+        assert_eq!(
+            call.extra,
+            Some(json!({"google": {"thought_signature": "sig"}}))
+        );
+        // Sent back as received: reasoning under its field, the signature on its call.
+        let mut out = Vec::new();
+        push_message(&mut out, &message);
+        assert_eq!(out[0]["reasoning"], "Thinking.");
+        assert_eq!(
+            out[0]["tool_calls"][0]["extra_content"]["google"]["thought_signature"],
+            "sig"
+        );
+    }
+
+    #[test]
+    fn a_cut_reply_is_max_tokens_even_with_a_tool_call_and_usage_counts_writes_once() {
+        let ((message, stop, ..), _) = assemble(&[
+            chunk(
+                json!([{"index": 0, "id": "c1", "function": {"name": "write",
+                "arguments": "{\"content\": \"lo"}}]),
+            ),
+            json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}),
+        ]);
+        assert_eq!(stop, StopReason::MaxTokens);
+        assert_eq!(message.tool_uses().count(), 1);
+        // OpenRouter: prompt_tokens includes cache reads and writes; each counted once.
+        let usage = parse_usage(&json!({"prompt_tokens": 1000, "completion_tokens": 5,
+            "prompt_tokens_details": {"cached_tokens": 600, "cache_write_tokens": 300}}));
+        assert_eq!(
+            (
+                usage.input_tokens,
+                usage.cache_read_tokens,
+                usage.cache_write_tokens
+            ),
+            (100, 600, 300)
+        );
+        assert_eq!(usage.total_input_tokens(), 1000);
+    }
+
+    #[test]
+    fn an_empty_reply_is_never_sent_as_null_content() {
+        let mut out = Vec::new();
+        push_message(
+            &mut out,
+            &Message {
+                role: Role::Assistant,
+                content: Vec::new(),
+            },
+        );
+        assert_eq!(out[0]["content"], "");
+    }
+
+    #[test]
     fn error_bodies_of_every_shape_are_read() {
         let openai = parse_error(
             429,
@@ -729,6 +995,7 @@ mod tests {
                     id: "call_1".into(),
                     name: "read".into(),
                     input: ToolInput::parse("{\"path\":\"a\"}"),
+                    extra: None,
                 })],
             },
         );

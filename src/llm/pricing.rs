@@ -1,7 +1,14 @@
-//! What tokens cost, for the models people use most. Unknown models get no cost, never a
-//! guessed one; a price set in [`ModelConfig`](super::ModelConfig) overrides the table.
+//! What tokens cost, for the current models of Anthropic and OpenAI, as data
+//! (`src/llm/models.json`, overridable with `SUBTASK_MODELS_FILE`). Unknown models get no
+//! cost, never a guessed one; a price set in [`ModelConfig`](super::ModelConfig) overrides
+//! the table.
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
 
 use super::message::Usage;
+use crate::error::Error;
 
 /// US dollars per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,40 +34,132 @@ impl Price {
     }
 }
 
-const fn price(input: f64, output: f64, cache_read: f64, cache_write: f64) -> Price {
-    Price {
-        input,
-        output,
-        cache_read,
-        cache_write,
+/// The built-in table (`src/llm/models.json`): aliases and list prices.
+const BUILT_IN: &str = include_str!("models.json");
+
+/// The variable naming a JSON file of the same shape as `models.json`, merged over it: the
+/// user's own aliases and prices (new models, negotiated prices).
+pub const MODELS_FILE_VAR: &str = "SUBTASK_MODELS_FILE";
+
+/// Aliases and prices, as loaded once per process.
+#[derive(Debug, Default)]
+pub(crate) struct ModelTable {
+    pub(crate) aliases: Vec<(String, String)>,
+    pub(crate) prices: Vec<(String, Price)>,
+}
+
+impl ModelTable {
+    /// Reads a table; `source` names it in errors.
+    pub(crate) fn parse(text: &str, source: &str) -> Result<ModelTable, Error> {
+        let value: Value = serde_json::from_str(text).map_err(|error| {
+            Error::config(format!("{source} is not a valid model table: {error}"))
+        })?;
+        let mut table = ModelTable::default();
+        for (alias, spec) in value["aliases"].as_object().into_iter().flatten() {
+            let Some(spec) = spec.as_str() else {
+                return Err(Error::config(format!(
+                    "{source}: alias '{alias}' must name a provider:model string"
+                )));
+            };
+            table.aliases.push((alias.clone(), spec.to_string()));
+        }
+        for (model, price) in value["prices"].as_object().into_iter().flatten() {
+            let field = |name: &str| -> Result<f64, Error> {
+                match price[name].as_f64() {
+                    Some(number) if number >= 0.0 && number.is_finite() => Ok(number),
+                    Some(_) => Err(Error::config(format!(
+                        "{source}: price '{name}' of '{model}' must be a non-negative number"
+                    ))),
+                    None if name == "cache_read" || name == "cache_write" => Ok(0.0),
+                    None => Err(Error::config(format!(
+                        "{source}: '{model}' needs '{name}' (USD per million tokens)"
+                    ))),
+                }
+            };
+            table.prices.push((
+                model.clone(),
+                Price {
+                    input: field("input")?,
+                    output: field("output")?,
+                    cache_read: field("cache_read")?,
+                    cache_write: field("cache_write")?,
+                },
+            ));
+        }
+        Ok(table)
+    }
+
+    /// `other`'s entries over this table's.
+    fn merge(&mut self, other: ModelTable) {
+        for (alias, spec) in other.aliases {
+            self.aliases
+                .retain(|(existing, _)| !existing.eq_ignore_ascii_case(&alias));
+            self.aliases.push((alias, spec));
+        }
+        for (model, price) in other.prices {
+            self.prices.retain(|(existing, _)| existing != &model);
+            self.prices.push((model, price));
+        }
+    }
+
+    /// The price of a model by its name or a dated snapshot of it; the longest name wins
+    /// (`gpt-4.1-mini` over `gpt-4.1`).
+    pub(crate) fn price_of(&self, model: &str) -> Option<Price> {
+        // A provider's routing prefix (`openai/gpt-5.4` at OpenRouter) is not the model.
+        let model = model.rsplit('/').next().unwrap_or(model);
+        self.prices
+            .iter()
+            .filter(|(name, _)| {
+                model
+                    .strip_prefix(name.as_str())
+                    .is_some_and(|rest| rest.is_empty() || is_date_suffix(rest))
+            })
+            .max_by_key(|(name, _)| name.len())
+            .map(|(_, price)| *price)
     }
 }
 
-/// List prices (USD per million tokens) as the providers publish them. OpenAI charges no
-/// cache writes; Anthropic charges 1.25× input for 5-minute cache writes.
-const PRICES: &[(&str, Price)] = &[
-    ("claude-opus-4-1", price(15.0, 75.0, 1.5, 18.75)),
-    ("claude-opus-4", price(15.0, 75.0, 1.5, 18.75)),
-    ("claude-sonnet-4-5", price(3.0, 15.0, 0.3, 3.75)),
-    ("claude-sonnet-4", price(3.0, 15.0, 0.3, 3.75)),
-    ("claude-haiku-4-5", price(1.0, 5.0, 0.1, 1.25)),
-    ("claude-3-5-haiku", price(0.8, 4.0, 0.08, 1.0)),
-    ("gpt-4.1", price(2.0, 8.0, 0.5, 0.0)),
-    ("gpt-4.1-mini", price(0.4, 1.6, 0.1, 0.0)),
-    ("gpt-4.1-nano", price(0.1, 0.4, 0.025, 0.0)),
-    ("gpt-4o", price(2.5, 10.0, 1.25, 0.0)),
-    ("gpt-4o-mini", price(0.15, 0.6, 0.075, 0.0)),
-    ("o3", price(2.0, 8.0, 0.5, 0.0)),
-    ("o4-mini", price(1.1, 4.4, 0.275, 0.0)),
-];
+/// The table in use: built in, with the file named by `SUBTASK_MODELS_FILE` merged over it.
+/// A broken user file is reported once (a warning) and ignored, so a typo cannot stop
+/// every run; [`check_models_file`] reports it as an error.
+pub(crate) fn table() -> &'static ModelTable {
+    static TABLE: OnceLock<ModelTable> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = ModelTable::parse(BUILT_IN, "the built-in model table").unwrap_or_default();
+        match load_user_table() {
+            Ok(Some(user)) => table.merge(user),
+            Ok(None) => {}
+            Err(error) => log::warn!("{error}; using the built-in model table"),
+        }
+        table
+    })
+}
+
+fn load_user_table() -> Result<Option<ModelTable>, Error> {
+    let Some(path) = std::env::var_os(MODELS_FILE_VAR).filter(|path| !path.is_empty()) else {
+        return Ok(None);
+    };
+    let source = format!("{MODELS_FILE_VAR}={}", path.to_string_lossy());
+    let text = std::fs::read_to_string(&path)
+        .map_err(|error| Error::config(format!("{source} cannot be read: {error}")))?;
+    ModelTable::parse(&text, &source).map(Some)
+}
+
+/// Checks the file named by `SUBTASK_MODELS_FILE`, if any.
+///
+/// # Errors
+///
+/// [`ErrorKind::Config`](crate::ErrorKind::Config) saying what is wrong with it.
+pub fn check_models_file() -> Result<(), Error> {
+    load_user_table().map(|_| ())
+}
 
 /// The list price of a model, by its name or a dated snapshot of it
-/// (`claude-sonnet-4-5-20250929`, `gpt-4.1-mini-2025-04-14`). `None` if unknown.
+/// (`claude-sonnet-4-5-20250929`, `gpt-4.1-mini-2025-04-14`), from the built-in table and
+/// `SUBTASK_MODELS_FILE`. `None` if unknown: then no cost is reported and cost caps cannot
+/// fire, which the usage footer says.
 pub fn price_of(model: &str) -> Option<Price> {
-    PRICES.iter().find_map(|(name, price)| {
-        let rest = model.strip_prefix(name)?;
-        (rest.is_empty() || is_date_suffix(rest)).then_some(*price)
-    })
+    table().price_of(model)
 }
 
 /// `-20250929` or `-2025-04-14`: a snapshot date, not another model (`-5`, `-mini`).
@@ -75,6 +174,39 @@ fn is_date_suffix(rest: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn current_models_have_prices_and_routing_prefixes_are_ignored() {
+        assert_eq!(price_of("claude-opus-5-5").unwrap().cache_read, 0.2);
+        assert_eq!(price_of("claude-haiku-4-5-20251001").unwrap().input, 1.0);
+        assert_eq!(price_of("gpt-5.4-mini").unwrap().input, 0.75);
+        assert_eq!(price_of("openai/gpt-5.4").unwrap().output, 15.0);
+        // Every alias points at a model with a price.
+        for (alias, spec) in &table().aliases {
+            let model = spec.split_once(':').unwrap().1;
+            assert!(price_of(model).is_some(), "{alias} -> {spec} has no price");
+        }
+    }
+
+    #[test]
+    fn a_user_table_overrides_and_bad_ones_are_refused_clearly() {
+        let mut table = ModelTable::parse(BUILT_IN, "built-in").unwrap();
+        let user = ModelTable::parse(
+            r#"{"aliases": {"local": "openai-compat:qwen3"}, "prices": {"gpt-5.4": {"input": 1, "output": 2}}}"#,
+            "mine",
+        )
+        .unwrap();
+        table.merge(user);
+        assert_eq!(table.price_of("gpt-5.4").unwrap().input, 1.0);
+        assert_eq!(table.price_of("gpt-5.4").unwrap().cache_read, 0.0);
+        assert!(table.aliases.iter().any(|(alias, _)| alias == "local"));
+        let error =
+            ModelTable::parse(r#"{"prices": {"m": {"input": -1, "output": 1}}}"#, "f").unwrap_err();
+        assert!(error.message().contains("non-negative"), "{error}");
+        let error = ModelTable::parse(r#"{"prices": {"m": {"output": 1}}}"#, "f").unwrap_err();
+        assert!(error.message().contains("needs 'input'"), "{error}");
+        assert!(ModelTable::parse("{", "f").is_err());
+    }
 
     #[test]
     fn known_models_and_their_snapshots_have_prices() {

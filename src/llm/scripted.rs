@@ -268,6 +268,7 @@ impl ScriptedModel {
                         id: self.tool_id(),
                         name,
                         input: ToolInput::Json { value: arguments },
+                        extra: None,
                     }));
                 }
                 Ok((content, StopReason::ToolUse))
@@ -278,6 +279,7 @@ impl ScriptedModel {
                     id: self.tool_id(),
                     name,
                     input: ToolInput::parse(&raw),
+                    extra: None,
                 };
                 Ok((vec![ContentBlock::ToolUse(call)], StopReason::ToolUse))
             }

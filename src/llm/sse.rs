@@ -9,11 +9,19 @@ pub(crate) struct SseEvent {
     pub(crate) data: String,
 }
 
-/// Reads events from a byte stream: skips comment lines (`: keep-alive`), accepts `data:`
-/// with or without a space, joins multi-line data, ignores `id:` and `retry:`.
+/// Reads events from a byte stream by the WHATWG rules (the HTML standard's "event stream
+/// interpretation"): a leading BOM is skipped; lines end with CRLF, LF or a lone CR;
+/// comment lines (`: keep-alive`) are skipped; `data:` with or without a space; multi-line
+/// data is joined; `id:` and `retry:` are ignored. An event is dispatched only by the blank
+/// line after it: at the end of the stream an unterminated event is discarded, so a cut
+/// stream reads as cut (and is retried) rather than as half an event of malformed JSON.
 pub(crate) struct SseReader<R> {
     reader: R,
     line: Vec<u8>,
+    /// Whether the start of the stream (and a BOM there) is behind us.
+    started: bool,
+    /// The last line ended with a CR, so a LF that follows belongs to it.
+    after_cr: bool,
 }
 
 impl<R: BufRead> SseReader<R> {
@@ -21,6 +29,8 @@ impl<R: BufRead> SseReader<R> {
         SseReader {
             reader,
             line: Vec::new(),
+            started: false,
+            after_cr: false,
         }
     }
 
@@ -30,19 +40,73 @@ impl<R: BufRead> SseReader<R> {
         let _ = io::copy(&mut (&mut self.reader).take(64 * 1024), &mut io::sink());
     }
 
+    /// Reads one line into `self.line` without its ending; `false` at the end of the
+    /// stream (a last line without an ending still counts as a line).
+    fn read_line(&mut self) -> io::Result<bool> {
+        self.line.clear();
+        let mut any = false;
+        loop {
+            let buffer = match self.reader.fill_buf() {
+                Ok(buffer) => buffer,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            };
+            if buffer.is_empty() {
+                return Ok(any);
+            }
+            if self.after_cr {
+                self.after_cr = false;
+                if buffer[0] == b'\n' {
+                    self.reader.consume(1);
+                    continue;
+                }
+            }
+            if !self.started {
+                // The BOM is matched a byte at a time, so one split across reads is skipped
+                // too; bytes that turn out not to be a BOM stay in the line as data.
+                const BOM: &[u8] = b"\xEF\xBB\xBF";
+                let seen = self.line.len();
+                if seen < BOM.len() && buffer[0] == BOM[seen] {
+                    self.line.push(buffer[0]);
+                    self.reader.consume(1);
+                    if self.line.len() == BOM.len() {
+                        self.line.clear();
+                        self.started = true;
+                    }
+                    continue;
+                }
+                self.started = true;
+            }
+            any = true;
+            match buffer
+                .iter()
+                .position(|&byte| byte == b'\n' || byte == b'\r')
+            {
+                Some(end) => {
+                    self.after_cr = buffer[end] == b'\r';
+                    self.line.extend_from_slice(&buffer[..end]);
+                    self.reader.consume(end + 1);
+                    return Ok(true);
+                }
+                None => {
+                    let length = buffer.len();
+                    self.line.extend_from_slice(buffer);
+                    self.reader.consume(length);
+                }
+            }
+        }
+    }
+
     /// The next event, or `None` at the end of the stream.
     pub(crate) fn next_event(&mut self) -> io::Result<Option<SseEvent>> {
         let mut event: Option<String> = None;
         let mut data: Option<String> = None;
         loop {
-            self.line.clear();
-            let read = self.reader.read_until(b'\n', &mut self.line)?;
-            if read == 0 {
-                // End of stream: an event without its blank line still counts.
-                return Ok(data.map(|data| SseEvent { event, data }));
+            if !self.read_line()? {
+                // End of stream: an event without its blank line is discarded.
+                return Ok(None);
             }
             let line = String::from_utf8_lossy(&self.line);
-            let line = line.trim_end_matches(['\n', '\r']);
             if line.is_empty() {
                 if let Some(data) = data {
                     return Ok(Some(SseEvent { event, data }));
@@ -55,7 +119,7 @@ impl<R: BufRead> SseReader<R> {
             }
             let (field, value) = match line.split_once(':') {
                 Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-                None => (line, ""),
+                None => (line.as_ref(), ""),
             };
             match field {
                 "event" => event = Some(value.to_string()),
@@ -110,10 +174,29 @@ mod tests {
     }
 
     #[test]
-    fn joins_multi_line_data_and_keeps_a_last_event_without_blank_line() {
+    fn joins_multi_line_data_and_discards_a_last_event_without_blank_line() {
         assert_eq!(
-            events("data: {\"a\":\ndata: 1}\n\nid: 7\ndata: tail"),
-            vec![data("{\"a\":\n1}"), data("tail")]
+            events("data: {\"a\":\ndata: 1}\n\nid: 7\ndata: {\"cut"),
+            vec![data("{\"a\":\n1}")]
         );
+    }
+
+    #[test]
+    fn a_bom_cr_only_line_ends_and_empty_data_follow_the_whatwg_rules() {
+        assert_eq!(
+            events("\u{FEFF}data: a\r\rdata:\r\n\r\ndata: b\n\n"),
+            vec![data("a"), data(""), data("b")]
+        );
+        // A BOM in the middle of a stream is data, not skipped.
+        assert_eq!(events("data: x\u{FEFF}\n\n"), vec![data("x\u{FEFF}")]);
+    }
+
+    #[test]
+    fn a_bom_split_across_reads_is_still_skipped() {
+        let bytes = b"\xEF\xBB\xBFdata: a\n\n";
+        let reader = io::BufReader::with_capacity(1, &bytes[..]);
+        let mut reader = SseReader::new(reader);
+        assert_eq!(reader.next_event().unwrap(), Some(data("a")));
+        assert_eq!(reader.next_event().unwrap(), None);
     }
 }

@@ -58,6 +58,7 @@ pub(crate) fn builtin_specs() -> Vec<SubagentSpec> {
         disallowed_tools: Vec::new(),
         model: None,
         max_turns: None,
+        reasoning_effort: None,
         timeout: None,
         read_only: false,
         isolation: Isolation::None,

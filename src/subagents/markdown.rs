@@ -10,6 +10,7 @@
 //! tools: Read, Grep, Glob        # Claude Code's names or ours; a list works too
 //! model: haiku                   # or provider:model; `inherit` (or none) for the parent's
 //! maxTurns: 20                   # or max_turns
+//! effort: high                   # or reasoning_effort: none … max
 //! timeout: 5m                    # seconds, or 90s / 5m / 1h
 //! permissionMode: plan           # plan = read-only
 //! isolation: worktree            # each run in a git worktree of its own
@@ -28,7 +29,10 @@
 //! quoted strings, lists in either form). Field names are matched without regard to case,
 //! `_` or `-` (`maxTurns`, `max_turns`, `max-turns`). Unknown fields, and tools subtask does
 //! not have (`WebFetch`, `TodoWrite`…), are warnings, not errors; a field with a value that
-//! cannot be used is an error naming the file, the field and what to write.
+//! cannot be used is an error naming the file, the field and what to write. `model` takes
+//! settings after a `?` (`openai-compat:qwen3?stream=false&header.x-a=b`, see
+//! `ModelConfig::parse`); `effort` / `reasoning_effort` (none … max) applies to any model,
+//! inherited or not.
 //!
 //! `network: on` lets the type's commands reach the network (default `off`); `sandbox: off`
 //! runs its commands unconfined, for trusted work only (see [`crate::sandbox`]). Neither is
@@ -58,6 +62,8 @@ const FIELDS: &[(&str, &str)] = &[
     ("disallowedtools", "disallowedTools"),
     ("model", "model"),
     ("maxturns", "maxTurns"),
+    ("effort", "effort"),
+    ("reasoningeffort", "reasoning_effort"),
     ("timeout", "timeout"),
     ("readonly", "read_only"),
     ("permissionmode", "permissionMode"),
@@ -312,6 +318,27 @@ pub(crate) fn parse(
     };
     let model =
         text_field("model", "model")?.filter(|model| !model.eq_ignore_ascii_case("inherit"));
+    let reasoning_effort = match (
+        text_field("effort", "effort")?,
+        text_field("reasoningeffort", "reasoning_effort")?,
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(fail(
+                "set `effort` or `reasoning_effort`, not both (they are one setting)".into(),
+            ));
+        }
+        (Some(value), None) | (None, Some(value)) => Some(
+            value
+                .parse::<crate::llm::ReasoningEffort>()
+                .map_err(|error| fail(format!("field `effort`: {}", error.message())))?,
+        ),
+        (None, None) => None,
+    };
+    if let Some(model) = &model {
+        // Settings after `?` are checked now, so a typo names this file, not a failed run.
+        ModelConfig::parse(model)
+            .map_err(|error| fail(format!("field `model`: {}", error.message())))?;
+    }
     if let Some(model) = &model
         && ModelConfig::parse(model).is_ok_and(|config| config.provider.reads_files())
     {
@@ -331,6 +358,7 @@ pub(crate) fn parse(
             disallowed_tools,
             model,
             max_turns,
+            reasoning_effort,
             timeout,
             read_only,
             isolation,
@@ -740,6 +768,34 @@ mod tests {
             let error = parsed(&text).unwrap_err();
             assert!(error.message().contains(fragment), "{fragment}: {error}");
             assert!(error.message().contains("`mcpServers`"), "{error}");
+        }
+    }
+
+    #[test]
+    fn reasoning_effort_and_model_settings_come_from_front_matter() {
+        for field in ["reasoning_effort: high", "effort: high"] {
+            let text = format!(
+                "---\nname: a\ndescription: d\nmodel: openai-compat:qwen3?stream=false\n\
+                 {field}\n---\nPrompt"
+            );
+            let spec = parsed(&text).unwrap().spec;
+            assert_eq!(
+                spec.reasoning_effort,
+                Some(crate::llm::ReasoningEffort::High)
+            );
+            assert_eq!(
+                spec.model.as_deref(),
+                Some("openai-compat:qwen3?stream=false")
+            );
+        }
+        for (field, says) in [
+            ("reasoning_effort: loud", "field `effort`"),
+            ("model: sonnet?colour=red", "unknown model setting 'colour'"),
+            ("effort: high\nreasoning_effort: low", "not both"),
+        ] {
+            let text = format!("---\nname: a\ndescription: d\n{field}\n---\nPrompt");
+            let error = parsed(&text).unwrap_err();
+            assert!(error.message().contains(says), "{error}");
         }
     }
 

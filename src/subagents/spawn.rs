@@ -549,6 +549,9 @@ impl Subagents {
         if let Some(max_turns) = spec.max_turns {
             limits.max_turns = max_turns;
         }
+        if spec.reasoning_effort.is_some() {
+            limits.reasoning_effort = spec.reasoning_effort;
+        }
         let agent =
             Agent::new(model.clone(), spec.system_prompt.clone(), tools).with_limits(limits);
         let transcript = self.transcript_store(started_in).and_then(|store| {

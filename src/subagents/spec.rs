@@ -27,6 +27,9 @@ pub struct SubagentSpec {
     pub model: Option<String>,
     /// Its turn limit; `None` for the default.
     pub max_turns: Option<u32>,
+    /// The reasoning effort of its model calls (front matter `reasoning_effort`), over the
+    /// model's own setting; `None` for the model's.
+    pub reasoning_effort: Option<crate::llm::ReasoningEffort>,
     /// Its execution timeout; `None` for the runtime's.
     pub timeout: Option<Duration>,
     /// Whether it only reads: no write, edit or shell tools, whatever `tools` says.
@@ -152,6 +155,7 @@ impl SubagentSpec {
             disallowed_tools: Vec::new(),
             model: None,
             max_turns: None,
+            reasoning_effort: None,
             timeout: None,
             read_only: false,
             isolation: Isolation::None,

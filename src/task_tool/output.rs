@@ -163,8 +163,17 @@ impl TaskResult {
             thousands(self.usage.total_input_tokens()),
             thousands(self.usage.output_tokens)
         ));
-        if let Some(cost) = self.usage.cost_usd {
-            parts.push(format!("${cost:.4}"));
+        match self.usage.cost_usd {
+            Some(cost) => parts.push(format!("${cost:.4}")),
+            // A real provider's model missing from the price table: say so, since a cost cap
+            // cannot fire (SUBTASK_MODELS_FILE or ModelConfig::price add the price).
+            None if self.model.as_deref().is_some_and(|model| {
+                !model.starts_with("scripted:") && !model.starts_with("function:")
+            }) =>
+            {
+                parts.push("price unknown".to_string())
+            }
+            None => {}
         }
         parts.push(format!("{:.1} s", self.duration_ms as f64 / 1000.0));
         if let Some(worktree) = &self.worktree {
@@ -192,6 +201,9 @@ fn limit_note(stop: AgentStop) -> Option<String> {
         AgentStop::MaxCost => {
             Some("the run reached its cost limit; the answer may be incomplete".into())
         }
+        AgentStop::Truncated => Some(
+            "the model's replies were cut at its output limit; the answer is incomplete".into(),
+        ),
         _ => None,
     }
 }

@@ -39,8 +39,11 @@ use serde_json::{Value, json};
 // Scripted replies
 // ---------------------------------------------------------------------------------------------
 
+/// Decides a reply from the request (see [`Reply::Handler`]).
+pub type Handler = std::sync::Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
+
 /// What the server does with one request.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Reply {
     /// A complete response framed by `Content-Length`. `Content-Type: application/json` is
     /// added unless `headers` names a content type.
@@ -66,6 +69,23 @@ pub enum Reply {
     Hang,
     /// Waits `delay` (cut short when the server is dropped), then serves `reply`.
     Delayed { delay: Duration, reply: Box<Reply> },
+    /// Computes the reply from the request, as a real API does: validates it (see
+    /// `llm_rules`), accounts for caching, answers. Served again and again: a handler
+    /// queued once answers every later request.
+    Handler(Handler),
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Json { status, body, .. } => write!(f, "Json({status}, {body})"),
+            Reply::Stream { status, steps, .. } => write!(f, "Stream({status}, {steps:?})"),
+            Reply::Reset => f.write_str("Reset"),
+            Reply::Hang => f.write_str("Hang"),
+            Reply::Delayed { delay, reply } => write!(f, "Delayed({delay:?}, {reply:?})"),
+            Reply::Handler(_) => f.write_str("Handler"),
+        }
+    }
 }
 
 /// One step of a [`Reply::Stream`].
@@ -338,11 +358,18 @@ impl Shared {
     fn take_reply(&self, request: Recorded) -> Option<Reply> {
         let reply = {
             let mut state = self.state();
-            state.recorded.push(request);
-            state.replies.pop_front()
+            state.recorded.push(request.clone());
+            match state.replies.front() {
+                // A handler stays queued; it is called outside the lock.
+                Some(Reply::Handler(handler)) => Some(Reply::Handler(handler.clone())),
+                _ => state.replies.pop_front(),
+            }
         };
         self.changed.notify_all();
-        reply
+        match reply {
+            Some(Reply::Handler(handler)) => Some(handler(&request)),
+            other => other,
+        }
     }
 }
 
@@ -745,6 +772,11 @@ fn serve_reply(
             }
             serve_reply(*reply, shared, reader, writer, close)
         }
+        // Resolved in take_reply; a handler that returns a handler gets a 500.
+        Reply::Handler(_) => {
+            let body = error_body("llm test server: a handler returned a handler");
+            write_json(writer, 500, &[], &body, close).map(|()| After::Close)
+        }
     }
 }
 
@@ -816,7 +848,9 @@ pub fn with_header(reply: Reply, name: &str, value: &str) -> Reply {
             delay,
             reply: Box::new(with_header(*reply, name, value)),
         },
-        Reply::Reset | Reply::Hang => panic!("with_header: {reply:?} sends no headers"),
+        Reply::Reset | Reply::Hang | Reply::Handler(_) => {
+            panic!("with_header: {reply:?} sends no headers of its own")
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod llm_rules;
 pub mod llm_server;
 
 use std::sync::Mutex;
@@ -306,6 +307,7 @@ pub enum Seen {
     Text(String),
     Call(String),
     Input(String),
+    Reasoning(String),
 }
 
 /// Calls `model` with a fresh token, recording every delta.
@@ -320,6 +322,7 @@ pub fn chat_with(
             Delta::Text(part) => Seen::Text(part.into()),
             Delta::ToolCall { name } => Seen::Call(name.into()),
             Delta::ToolInput(part) => Seen::Input(part.into()),
+            Delta::Reasoning(part) => Seen::Reasoning(part.into()),
             other => panic!("a delta of an unknown kind: {other:?}"),
         })
     });

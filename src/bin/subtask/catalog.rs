@@ -158,6 +158,7 @@ pub fn schema(
         timeout: None,
         no_transcripts: true,
         agents: sources.clone(),
+        set: Vec::new(),
     };
     let tool = setup::task_tool(&workspace, setup::no_model(), &settings, None)?;
     let definition = match format {

@@ -19,9 +19,12 @@ mod setup;
 /// The top-level help's closing sections; the exit codes are part of the interface.
 const AFTER_HELP: &str = "\
 Environment:
-  SUBTASK_MODEL       the model: provider:model (anthropic:claude-sonnet-4-5,
-                      openai:gpt-4.1-mini, openai-compat:qwen3) or an alias (sonnet,
-                      haiku, opus, mini, nano); --model overrides it
+  SUBTASK_MODEL       the model: provider:model (anthropic:claude-sonnet-5,
+                      openai:gpt-5.4-mini, openai-compat:qwen3) or an alias (sonnet,
+                      haiku, opus, mini, nano); settings may follow a '?':
+                      openai-compat:qwen3?stream=false; --model overrides it
+  SUBTASK_MODEL_SETTINGS  model settings, NAME=VALUE;NAME=VALUE (as --set)
+  SUBTASK_MODELS_FILE a JSON file of aliases and prices over the built-in table
   ANTHROPIC_API_KEY   the key for anthropic: models
   OPENAI_API_KEY      the key for openai: models (optional for openai-compat:)
   OPENAI_BASE_URL     an OpenAI-compatible server, e.g. http://localhost:11434/v1

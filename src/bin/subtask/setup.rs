@@ -33,6 +33,12 @@ pub struct Settings {
     #[arg(long)]
     pub no_transcripts: bool,
 
+    /// A model setting, repeatable: reasoning_effort, thinking_budget, stream,
+    /// stream_options, max_tokens_field, first_byte_timeout, stall_timeout, max_retries,
+    /// prompt_caching, header.NAME, body.NAME [also: $SUBTASK_MODEL_SETTINGS]
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+
     #[command(flatten)]
     pub agents: AgentSources,
 }
@@ -76,12 +82,27 @@ impl Settings {
         let config = match &self.model {
             Some(spec) => ModelConfig::parse(spec)
                 .map(ModelConfig::with_env)
-                .map_err(|error| error.with_context("--model")),
+                .map_err(|error| error.with_context("--model"))
+                .and_then(|mut config| {
+                    // from_env applies these itself; with --model they still apply.
+                    match std::env::var(subtask::llm::SETTINGS_VAR) {
+                        Ok(pairs) => config.set_all(&pairs).map(|()| config).map_err(|error| {
+                            error.with_context(subtask::llm::SETTINGS_VAR.to_string())
+                        }),
+                        Err(_) => Ok(config),
+                    }
+                }),
             None => ModelConfig::from_env().map_err(|error| {
                 subtask::Error::config(format!("{}; or pass --model", error.message()))
             }),
         };
-        Ok(config?.build()?)
+        let mut config = config?;
+        for pair in &self.set {
+            config
+                .set_pair(pair)
+                .map_err(|error| error.with_context("--set"))?;
+        }
+        Ok(config.build()?)
     }
 }
 
