@@ -325,7 +325,8 @@ fn a_second_turn_sends_calls_with_string_arguments_then_tool_messages_before_use
             ["system", "user", "assistant", "tool", "tool", "user"]
         );
         let assistant = &sent_messages[2];
-        assert_eq!(assistant["content"], Value::Null);
+        // Never null: llama-cpp-python refuses it beside tool calls.
+        assert_eq!(assistant["content"], "");
         let tool_calls = assistant["tool_calls"].as_array().unwrap();
         assert_eq!(tool_calls.len(), 2);
         assert_eq!(tool_calls[0]["id"], "call_a");

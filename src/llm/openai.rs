@@ -430,12 +430,10 @@ fn push_message(out: &mut Vec<Value>, message: &Message) {
                     entry
                 })
                 .collect();
-            let content = match (text.is_empty(), calls.is_empty()) {
-                (false, _) => Value::String(text),
-                (true, false) => Value::Null,
-                // An empty reply: `null` without tool calls is refused (on resume, too).
-                (true, true) => Value::String(String::new()),
-            };
+            // Never `null`: the spec allows it beside tool calls, but llama-cpp-python's
+            // server refuses it (its assistant message wants a string, verified with
+            // scripts/real_llm.sh), and without tool calls it is refused everywhere.
+            let content = Value::String(text);
             let mut entry = json!({"role": "assistant", "content": content});
             for block in &message.content {
                 if let ContentBlock::Reasoning { text, field } = block
@@ -1010,7 +1008,7 @@ mod tests {
                 })],
             },
         );
-        assert_eq!(out[0]["content"], Value::Null);
+        assert_eq!(out[0]["content"], "");
         assert_eq!(
             out[0]["tool_calls"][0]["function"]["arguments"],
             "{\"path\":\"a\"}"
