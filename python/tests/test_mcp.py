@@ -224,23 +224,31 @@ def test_invalid_arguments_are_an_error_result_the_model_can_read(tmp_path: Path
 # mcp.Client: 2026-07-28 (server/discover, per-request _meta, MRTR) and the handshake
 # ---------------------------------------------------------------------------------------------
 
-from mcp import Client  # noqa: E402
 from mcp_types import ListRootsResult, Root  # noqa: E402
 
+from mcp import Client  # noqa: E402
 
-def _params(tmp_path: Path, turns: List[Dict[str, Any]], cwd: str, *extra: str) -> StdioServerParameters:
+
+def _params(
+    tmp_path: Path, turns: List[Dict[str, Any]], cwd: str, *extra: str
+) -> StdioServerParameters:
     script = tmp_path / "script.json"
     script.write_text(json.dumps(turns))
     return StdioServerParameters(
         command=str(BINARY),
         args=["mcp", *extra],
-        env={"SUBTASK_MODEL": f"scripted:{script}", "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
-             "HOME": str(tmp_path / "home")},
+        env={
+            "SUBTASK_MODEL": f"scripted:{script}",
+            "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
+            "HOME": str(tmp_path / "home"),
+        },
         cwd=cwd,
     )
 
 
-def _client_run(params: StdioServerParameters, test: Callable[[Client], Awaitable[Any]], **options: Any) -> Any:
+def _client_run(
+    params: StdioServerParameters, test: Callable[[Client], Awaitable[Any]], **options: Any
+) -> Any:
     async def main() -> Any:
         with anyio.fail_after(PATIENCE):
             async with Client(params, **options) as client:
@@ -249,7 +257,11 @@ def _client_run(params: StdioServerParameters, test: Callable[[Client], Awaitabl
     return anyio.run(main)
 
 
-WRITE = {"description": "Write a marker", "prompt": "Write the marker", "subagent_type": "general-purpose"}
+WRITE = {
+    "description": "Write a marker",
+    "prompt": "Write the marker",
+    "subagent_type": "general-purpose",
+}
 WRITE_TURNS = [
     {"tool_calls": [{"name": "write", "arguments": {"path": "made-here.txt", "content": "x"}}]},
     {"text": "Written."},
@@ -277,7 +289,9 @@ def test_started_in_slash_the_run_works_in_the_clients_root(tmp_path: Path, mode
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-def test_started_in_slash_without_roots_every_call_is_refused_clearly(tmp_path: Path, mode: str) -> None:
+def test_started_in_slash_without_roots_every_call_is_refused_clearly(
+    tmp_path: Path, mode: str
+) -> None:
     async def check(client: Client) -> Any:
         return await client.call_tool("task", WRITE)
 
@@ -309,7 +323,9 @@ def test_a_silent_run_hears_progress_at_the_configured_interval(tmp_path: Path) 
         return await client.call_tool("task", TASK, progress_callback=progress)
 
     turns = [{"text": "Eventually.", "delay_ms": 1500}]
-    result = _client_run(_params(tmp_path, turns, str(tmp_path), "--progress-interval", "0.2"), check)
+    result = _client_run(
+        _params(tmp_path, turns, str(tmp_path), "--progress-interval", "0.2"), check
+    )
     assert not result.is_error, _text(result)
     alive = [at for at, message in seen if message and message.startswith("still working: explore")]
     # 1.5 s of silence at 0.2 s: about seven keep-alives; at least four, whatever the load.
@@ -341,7 +357,9 @@ def test_a_long_parallel_answer_is_cut_to_the_budget(tmp_path: Path) -> None:
     long = "word " * 4000
 
     async def check(client: Client) -> Any:
-        return await client.call_tool("task", {"tasks": [dict(TASK, prompt=f"part {n}") for n in range(3)]})
+        return await client.call_tool(
+            "task", {"tasks": [dict(TASK, prompt=f"part {n}") for n in range(3)]}
+        )
 
     params = _params(tmp_path, [{"text": long}], str(tmp_path), "--max-output-chars", "6000")
     result = _client_run(params, check)
@@ -399,7 +417,9 @@ class PollingTasks(ClientExtension):
         request = TaskRequest(method=method, params={"taskId": task_id})
         return await ctx.session.send_request(request, TypeAdapter(Dict[str, Any]))
 
-    async def resolve(self, handle: CreateTaskResult, ctx: ClaimContext) -> mcp_types.CallToolResult:
+    async def resolve(
+        self, handle: CreateTaskResult, ctx: ClaimContext
+    ) -> mcp_types.CallToolResult:
         self.handles.append(handle)
         polls = 0
         while True:
@@ -409,7 +429,9 @@ class PollingTasks(ClientExtension):
                 return mcp_types.CallToolResult.model_validate(task["result"])
             if task["status"] in ("failed", "cancelled"):
                 text = f"task {task['status']}: {task.get('statusMessage')}"
-                return mcp_types.CallToolResult(content=[mcp_types.TextContent(type="text", text=text)], is_error=True)
+                return mcp_types.CallToolResult(
+                    content=[mcp_types.TextContent(type="text", text=text)], is_error=True
+                )
             polls += 1
             if self.cancel_after_polls is not None and polls == self.cancel_after_polls:
                 await self._send(ctx, "tasks/cancel", handle.task_id)
@@ -423,7 +445,10 @@ def test_a_task_augmented_call_is_polled_to_completion(tmp_path: Path) -> None:
     async def check(client: Client) -> Any:
         return await client.call_tool("task", TASK)
 
-    turns = [{"tool_calls": [{"name": "ls", "arguments": {"path": "."}}]}, {"text": "Polled answer.", "delay_ms": 300}]
+    turns = [
+        {"tool_calls": [{"name": "ls", "arguments": {"path": "."}}]},
+        {"text": "Polled answer.", "delay_ms": 300},
+    ]
     result = _client_run(_params(tmp_path, turns, str(tmp_path)), check, extensions=[tasks])
     assert len(tasks.handles) == 1, "the server answered with a task handle"
     assert len(tasks.handles[0].task_id) == 32
@@ -471,7 +496,9 @@ def test_a_call_cut_off_by_the_client_keeps_its_run_for_resume(tmp_path: Path) -
     async def check(client: Client) -> Any:
         # The host gives up after 0.5 s (Claude Desktop: about 60 s) and cancels the call.
         with pytest.raises(MCPError):
-            await client.call_tool("task", TASK, read_timeout_seconds=0.5, progress_callback=progress)
+            await client.call_tool(
+                "task", TASK, read_timeout_seconds=0.5, progress_callback=progress
+            )
         started = next(message for message in seen if "started (run " in message)
         run = started.split("(run ")[1].rstrip(")")
         return run, await client.call_tool("task", dict(TASK, prompt="Go on", resume=run))
