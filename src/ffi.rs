@@ -1329,6 +1329,9 @@ fn event_json(event: &Event) -> Value {
         "label": &*event.label,
         "kind": event.kind.name(),
     });
+    if let Some(trace) = &event.trace {
+        json["trace"] = json!(&**trace);
+    }
     let seconds = |duration: Duration| duration.as_secs_f64();
     match &event.kind {
         EventKind::Started { queued_for } => json["queued_for"] = json!(seconds(*queued_for)),

@@ -24,7 +24,7 @@ use subtask::llm::{
 use subtask::subagents::{
     Isolation, ModelResolver, SubagentRegistry, SubagentSpec, Subagents, Transcripts,
 };
-use subtask::task_tool::{TaskOutput, TaskTool, TaskToolConfig};
+use subtask::task_tool::{CallOptions, TaskOutput, TaskTool, TaskToolConfig};
 use subtask::tools::{Tool, ToolContext, ToolRegistry, builtin_tools};
 use subtask::transcript::TranscriptStore;
 use subtask::{CancelToken, Error, Runtime};
@@ -1842,5 +1842,58 @@ fn isolation_refuses_a_repository_that_would_run_commands() {
         let output = tool.call_json(&one("Write", "Write something.", "writer"));
         let error = output.results[0].error.as_deref().unwrap();
         assert!(error.contains("needs the workspace"), "{error}");
+    });
+}
+
+/// A call's trace context (an MCP request's `traceparent`) is on every event of its runs, so
+/// a host can tie the runs' events to the request that caused them.
+#[test]
+fn a_calls_trace_context_is_on_every_event_of_its_runs() {
+    watchdog(|| {
+        let dir = TempDir::new("trace");
+        let model = scripted([
+            ScriptedTurn::tool_call("echo", json!({"text": "a"})),
+            ScriptedTurn::text("Done."),
+        ]);
+        let tool = task_tool(model, echo_only(), &dir);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let options = {
+            let seen = seen.clone();
+            CallOptions::new()
+                .trace(traceparent)
+                .observer(move |event: &subtask::Event| {
+                    seen.lock()
+                        .unwrap()
+                        .push((event.kind.name(), event.trace.clone()));
+                })
+        };
+        let output = tool.call_json_with(&one("Echo", "Echo a.", "general-purpose"), &options);
+        assert!(!output.is_error, "{}", output.to_text());
+        // The observer's mailbox may still be delivering: wait for the terminal event.
+        assert!(wait_until(PATIENCE, || {
+            seen.lock()
+                .unwrap()
+                .iter()
+                .any(|(kind, _)| *kind == "finished")
+        }));
+        let seen = seen.lock().unwrap();
+        assert!(seen.len() >= 4, "{seen:?}");
+        for (kind, trace) in seen.iter() {
+            assert_eq!(trace.as_deref(), Some(traceparent), "{kind}");
+        }
+        // Without one, events carry none.
+        let model = scripted([ScriptedTurn::text("Done.")]);
+        let tool = task_tool(model, echo_only(), &dir);
+        let (sender, receiver) = bounded(64);
+        let options = CallOptions::new().observer(move |event: &subtask::Event| {
+            let _ = sender.send(event.trace.clone());
+        });
+        assert!(
+            !tool
+                .call_json_with(&one("Echo", "Hi.", "general-purpose"), &options)
+                .is_error
+        );
+        assert_eq!(receiver.recv_timeout(PATIENCE).unwrap(), None);
     });
 }

@@ -282,6 +282,7 @@ mod tests {
             label: "explore".into(),
             at: Instant::now(),
             kind,
+            trace: None,
         }
     }
 

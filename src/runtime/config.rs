@@ -315,6 +315,7 @@ pub struct RunOptions {
     pub(crate) queue_timeout: Option<Duration>,
     pub(crate) wait_timeout: Option<Duration>,
     pub(crate) observer: Option<Arc<dyn Observer>>,
+    pub(crate) trace: Option<Arc<str>>,
 }
 
 impl RunOptions {
@@ -328,6 +329,13 @@ impl RunOptions {
     /// Defaults to `task`.
     pub fn label(mut self, label: impl Into<String>) -> Self {
         self.label = Some(label.into());
+        self
+    }
+
+    /// A trace context (a W3C `traceparent`, or any id the host logs by) carried on every
+    /// event of this task ([`Event::trace`](super::Event::trace)). Defaults to none.
+    pub fn trace(mut self, trace: impl Into<Arc<str>>) -> Self {
+        self.trace = Some(trace.into());
         self
     }
 
@@ -364,6 +372,7 @@ impl fmt::Debug for RunOptions {
             .field("queue_timeout", &self.queue_timeout)
             .field("wait_timeout", &self.wait_timeout)
             .field("observer", &self.observer.is_some())
+            .field("trace", &self.trace)
             .finish()
     }
 }

@@ -22,6 +22,12 @@ pub struct Event {
     pub at: Instant,
     /// What happened.
     pub kind: EventKind,
+    /// The trace context the task was submitted with ([`RunOptions::trace`]), e.g. a W3C
+    /// `traceparent` an MCP client sent, so observers can tie the task's events to the
+    /// request that caused them.
+    ///
+    /// [`RunOptions::trace`]: super::RunOptions::trace
+    pub trace: Option<Arc<str>>,
 }
 
 /// What happened to a task.

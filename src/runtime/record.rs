@@ -35,6 +35,8 @@ pub(crate) struct Record {
     pub(crate) seq: u64,
     pub(crate) id: TaskId,
     pub(crate) label: Arc<str>,
+    /// The trace context every event of the task carries.
+    pub(crate) trace: Option<Arc<str>>,
     pub(crate) submitted_at: Instant,
     pub(crate) limits: Limits,
     pub(crate) queue_deadline: Instant,
@@ -108,6 +110,7 @@ impl Record {
         seq: u64,
         id: TaskId,
         label: Arc<str>,
+        trace: Option<Arc<str>>,
         limits: Limits,
         observer: Option<Arc<dyn Observer>>,
         observed: bool,
@@ -118,6 +121,7 @@ impl Record {
             seq,
             id,
             label,
+            trace,
             submitted_at: now,
             queue_deadline: deadline_after(now, limits.queue),
             wait_deadline: deadline_after(now, limits.wait),
@@ -443,6 +447,7 @@ impl Record {
             label: self.label.clone(),
             at: Instant::now(),
             kind,
+            trace: self.trace.clone(),
         }
     }
 

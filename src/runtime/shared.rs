@@ -283,7 +283,14 @@ impl Shared {
         };
         let observed = self.delivery.has_runtime_observers() || options.observer.is_some();
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        let record = match self.register(label, limits, options.observer, observed, runner) {
+        let record = match self.register(
+            label,
+            options.trace,
+            limits,
+            options.observer,
+            observed,
+            runner,
+        ) {
             Ok(record) => record,
             Err((error, runner)) => {
                 self.counters.queued.fetch_sub(1, Ordering::Relaxed);
@@ -341,6 +348,7 @@ impl Shared {
     fn register(
         &self,
         label: Arc<str>,
+        trace: Option<Arc<str>>,
         limits: super::config::Limits,
         observer: Option<Arc<dyn Observer>>,
         observed: bool,
@@ -363,6 +371,7 @@ impl Shared {
             seq,
             id.clone(),
             label,
+            trace,
             limits,
             observer,
             observed,

@@ -98,6 +98,8 @@ pub struct SubagentRequest {
     pub run_id: Option<String>,
     /// Network access for this run's commands, over the type's.
     pub network: Option<Network>,
+    /// A trace context carried on the run's events ([`RunOptions::trace`]).
+    pub trace: Option<Arc<str>>,
 }
 
 impl SubagentRequest {
@@ -390,6 +392,9 @@ impl Subagents {
         let spec = self.spec(&request.subagent)?;
         let mut options = RunOptions::new().label(&spec.name);
         options.observer = observer;
+        if let Some(trace) = &request.trace {
+            options = options.trace(trace.clone());
+        }
         if let Some(timeout) = request.timeout.or(spec.timeout) {
             options = options.execution_timeout(timeout);
         }

@@ -128,6 +128,7 @@ pub struct TaskTool {
 pub struct CallOptions {
     observer: Option<Arc<dyn Observer>>,
     cancel: Option<CancelToken>,
+    trace: Option<Arc<str>>,
 }
 
 impl CallOptions {
@@ -150,6 +151,14 @@ impl CallOptions {
         self.cancel = Some(token);
         self
     }
+
+    /// A trace context (e.g. the W3C `traceparent` of the request that made the call)
+    /// carried on every event of the call's runs ([`Event::trace`](crate::Event::trace)).
+    /// Defaults to none.
+    pub fn trace(mut self, trace: impl Into<Arc<str>>) -> CallOptions {
+        self.trace = Some(trace.into());
+        self
+    }
 }
 
 impl std::fmt::Debug for CallOptions {
@@ -157,6 +166,7 @@ impl std::fmt::Debug for CallOptions {
         f.debug_struct("CallOptions")
             .field("observer", &self.observer.is_some())
             .field("cancel", &self.cancel)
+            .field("trace", &self.trace)
             .finish()
     }
 }
@@ -441,10 +451,12 @@ impl TaskTool {
                     );
                     return (plan, Err(error));
                 }
+                let mut request = plan.request.clone();
+                request.trace = options.trace.clone();
                 let handle = self.subagents.spawn_observed(
                     &self.runtime,
                     &plan.workspace,
-                    plan.request.clone(),
+                    request,
                     options.observer.clone(),
                 );
                 if let (Some(token), Ok(handle)) = (&options.cancel, &handle) {
@@ -718,6 +730,7 @@ impl TaskTool {
                     timeout,
                     run_id: run_id.clone(),
                     network,
+                    trace: None,
                 },
             })
             .collect())

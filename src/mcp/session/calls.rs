@@ -227,6 +227,9 @@ fn run_call(
         };
     }
     let mut options = CallOptions::new().cancel_token(token.clone());
+    if let Some(trace) = &call.traceparent {
+        options = options.trace(trace.as_str());
+    }
     if keep || call.is_observed() || call.traceparent.is_some() {
         if keep {
             for run in resumed_runs(arguments) {
