@@ -55,6 +55,7 @@ for _ in $(seq 1 120); do
 done
 
 work="$(mktemp -d)"
+rm -rf "$dir/state"
 printf '# Parrot\n\nParrot repeats every word it hears, twice.\n' > "$work/README.md"
 # A 135M model may keep calling tools instead of answering: a type of our own bounds the
 # run to a few turns, so the check ends either way.
@@ -65,7 +66,7 @@ echo "== subtask run against http://127.0.0.1:$port/v1"
 set +e
 RUST_LOG=subtask=warn SUBTASK_MODEL="openai-compat:smollm2" \
   OPENAI_BASE_URL="http://127.0.0.1:$port/v1" XDG_STATE_HOME="$dir/state" \
-  "$bin" run --cwd "$work" --no-transcripts --type reader --json --timeout 600 \
+  "$bin" run --cwd "$work" --type reader --json --timeout 600 \
   --set first_byte_timeout=600 --set max_tokens_field=max_tokens \
   "Use the read tool to read README.md, then say in one sentence what Parrot does." \
   > "$dir/answer.json" 2> "$dir/run.log"
@@ -93,4 +94,10 @@ if result["status"] not in ("completed", "max_turns"):
 if result["tool_calls"].get("read", 0) < 1 or result["turns"] < 2:
     sys.exit("FAILED: the model never got a read result back")
 PY
+# The file's text went back to the model as a tool result (the transcript records what the
+# next request carried).
+if ! grep -rqs "Parrot repeats every word" "$dir/state/subtask/transcripts"; then
+  echo "FAILED: no read result with README.md's text in the run's transcript" >&2
+  exit 1
+fi
 echo "real LLM check passed"
