@@ -241,6 +241,8 @@ def _params(
             "SUBTASK_MODEL": f"scripted:{script}",
             "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
             "HOME": str(tmp_path / "home"),
+            # Transcripts go to the per-user state directory: this test's own.
+            "XDG_STATE_HOME": str(tmp_path / "state"),
         },
         cwd=cwd,
     )
@@ -460,14 +462,14 @@ def test_a_task_augmented_call_is_polled_to_completion(tmp_path: Path) -> None:
 
 def test_tasks_cancel_stops_the_runs(tmp_path: Path) -> None:
     tasks = PollingTasks(cancel_after_polls=2)
-    transcripts = tmp_path / ".subtask" / "transcripts"
+    transcripts = tmp_path / "state" / "subtask" / "transcripts"
 
     async def check(client: Client) -> Tuple[Any, str]:
         result = await client.call_tool("task", TASK)
         # The run ends as cancelled (its transcript's last line says so) while the server
         # still serves: tasks/cancel, not the end of the session, stopped it.
         while True:
-            files = list(transcripts.glob("*.jsonl"))
+            files = list(transcripts.rglob("*.jsonl"))
             last = files[0].read_text().strip().splitlines()[-1] if files else ""
             if "stop_reason" in last:
                 return result, last
@@ -511,5 +513,6 @@ def test_a_call_cut_off_by_the_client_keeps_its_run_for_resume(tmp_path: Path) -
     assert "was still running when its call was cut off" in _text(result)
     assert result.structured_content["results"][0]["run_id"] == run
     # The run was not cancelled: its transcript ends completed.
-    transcript = (tmp_path / ".subtask" / "transcripts" / f"{run}.jsonl").read_text()
+    (path,) = (tmp_path / "state" / "subtask" / "transcripts").rglob(f"{run}.jsonl")
+    transcript = path.read_text()
     assert "completed" in transcript.strip().splitlines()[-1]
