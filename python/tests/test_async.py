@@ -162,12 +162,18 @@ def test_async_model_tool_and_event_callables_run_on_the_callers_loop(
 
     async def main() -> subtask.TaskResult:
         loops["caller"] = asyncio.get_running_loop()
-        return await rt.atask("look it up", "general-purpose")
+        result = await rt.atask("look it up", "general-purpose")
+        # Events reach observers through their own mailbox thread, so they may trail the
+        # call's return: keep the loop (where async callables run) alive until they arrive.
+        deadline = asyncio.get_running_loop().time() + 10
+        while "tool done" not in events and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        return result
 
     result = asyncio.run(main())
     assert result.answer == "tool said: colour=blue", result
     assert loops["model"] is loops["caller"] and loops["tool"] is loops["caller"]
-    assert "tool done" in events  # ("finished" may come after the call returned)
+    assert "tool done" in events, events
     # Without a loop (a synchronous call), async callables run on a loop of their own.
     assert rt.task("look it up again", "general-purpose").answer == "tool said: colour=blue"
 
