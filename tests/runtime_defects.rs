@@ -403,10 +403,24 @@ fn dropping_the_runtime_after_a_shutdown_from_inside_a_job_joins_every_thread() 
             let runtime = Runtime::new().unwrap();
             let exits = mark_execution_threads(&runtime);
             let inner = runtime.clone();
+            // The job's own handle must be gone before the test drops the last one: the
+            // shutdown cancels the job, so its caller may wake while the job still runs.
+            let (released, was_released) = crossbeam_channel::bounded(1);
             let closer = runtime
-                .submit(move |_| inner.shutdown(PATIENCE), RunOptions::new())
+                .submit(
+                    move |_| {
+                        let closed = inner.shutdown(PATIENCE);
+                        drop(inner);
+                        let _ = released.send(());
+                        closed
+                    },
+                    RunOptions::new(),
+                )
                 .unwrap();
             assert_eq!(closer.wait().unwrap_err().kind(), ErrorKind::Cancelled);
+            was_released
+                .recv_timeout(PATIENCE)
+                .expect("the closing job dropped its handle");
             drop(runtime);
             for exited in &exits {
                 assert_eq!(
