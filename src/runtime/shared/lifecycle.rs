@@ -52,12 +52,30 @@ impl Shared {
     /// one's result and returns it.
     pub(in crate::runtime) fn shutdown(self: &Arc<Self>, grace: Duration) -> Result<(), Error> {
         let started = Instant::now();
-        self.close();
         if self.on_own_thread() {
+            self.close();
             log::debug!("shutdown called from a runtime thread: not waiting for jobs");
             return Ok(());
         }
-        self.drain(deadline_after(started, grace), grace)
+        // The drain is claimed before closing, so the call that closes first is the one that
+        // drains (with its own grace) and a later one waits for its result, however the two
+        // threads are scheduled between closing and draining.
+        let first = {
+            let mut drain = self.drain.lock();
+            let first = matches!(*drain, Drain::NotStarted);
+            if first {
+                *drain = Drain::Running;
+            }
+            first
+        };
+        self.close();
+        if !first {
+            return self.drained_result();
+        }
+        let result = self.stop_and_join(deadline_after(started, grace), grace);
+        *self.drain.lock() = Drain::Done(result.clone());
+        self.drained.notify_all();
+        result
     }
 
     /// The last handle went. On a runtime thread (a job held it), the threads are told to stop
@@ -79,22 +97,15 @@ impl Shared {
         }
     }
 
-    fn drain(&self, deadline: Instant, grace: Duration) -> Result<(), Error> {
-        {
-            let mut drain = self.drain.lock();
-            loop {
-                match &*drain {
-                    Drain::NotStarted => break,
-                    Drain::Running => self.drained.wait(&mut drain),
-                    Drain::Done(result) => return result.clone(),
-                }
+    /// Waits for the drain another call started, and returns its result.
+    fn drained_result(&self) -> Result<(), Error> {
+        let mut drain = self.drain.lock();
+        loop {
+            match &*drain {
+                Drain::Done(result) => return result.clone(),
+                _ => self.drained.wait(&mut drain),
             }
-            *drain = Drain::Running;
         }
-        let result = self.stop_and_join(deadline, grace);
-        *self.drain.lock() = Drain::Done(result.clone());
-        self.drained.notify_all();
-        result
     }
 
     /// Tells every thread to stop after what it has in hand.
