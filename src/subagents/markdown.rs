@@ -334,13 +334,16 @@ pub(crate) fn parse(
         ),
         (None, None) => None,
     };
-    if let Some(model) = &model {
-        // Settings after `?` are checked now, so a typo names this file, not a failed run.
-        ModelConfig::parse(model)
-            .map_err(|error| fail(format!("field `model`: {}", error.message())))?;
-    }
-    if let Some(model) = &model
-        && ModelConfig::parse(model).is_ok_and(|config| config.provider.reads_files())
+    // Checked now (settings after `?` included), so a typo names this file, not a failed run.
+    let config = match &model {
+        Some(model) => Some(
+            ModelConfig::parse(model)
+                .map_err(|error| fail(format!("field `model`: {}", error.message())))?,
+        ),
+        None => None,
+    };
+    if let (Some(model), Some(config)) = (&model, &config)
+        && config.provider.reads_files()
     {
         return Err(fail(format!(
             "field `model`: '{model}' plays a script file, which an agent file may not \
