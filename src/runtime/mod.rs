@@ -30,6 +30,7 @@ mod handle;
 mod janitor;
 mod pool;
 mod record;
+mod registry;
 mod shared;
 mod task;
 mod time;

@@ -46,7 +46,7 @@ pub(crate) struct Record {
     observed: bool,
     state: Mutex<State>,
     /// Signalled at the terminal write (the caller wakes), and when the task enters the slot
-    /// queue (a caller on an execution thread may then run it itself).
+    /// queue while a caller on an execution thread waits (it may then run it itself).
     changed: Condvar,
 }
 
@@ -69,6 +69,10 @@ struct State {
     holds_capacity: bool,
     /// In the slot queue (`Slots::waiting`). Written under the slots lock too.
     queued: bool,
+    /// A caller on one of the runtime's execution threads waits for this task and would run
+    /// it itself once it is queued: only then does `enqueue` wake the caller (any other
+    /// caller would wake for nothing, once per queued task).
+    helper_waiting: bool,
     /// This task's key in the timer's queue of waiting tasks. `Some` only while it is queued.
     armed: Option<Instant>,
     /// The error the caller gets; set by the terminal write unless the task completed.
@@ -137,6 +141,7 @@ impl Record {
                 in_slot: false,
                 holds_capacity: true,
                 queued: false,
+                helper_waiting: false,
                 armed: None,
                 error: None,
                 observer,
@@ -171,7 +176,9 @@ impl Record {
         let deadline = self.queue_deadline.min(self.wait_deadline);
         shared.timer.arm(self, deadline);
         state.armed = Some(deadline);
-        self.changed.notify_all();
+        if state.helper_waiting {
+            self.changed.notify_all();
+        }
         true
     }
 
@@ -463,7 +470,10 @@ impl Record {
             if help && state.queued {
                 return Waited::Help;
             }
-            if self.changed.wait_until(&mut state, until).timed_out() {
+            state.helper_waiting = help;
+            let timed_out = self.changed.wait_until(&mut state, until).timed_out();
+            state.helper_waiting = false;
+            if timed_out {
                 return if state.status.is_terminal() {
                     Waited::Ended
                 } else {

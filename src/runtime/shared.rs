@@ -10,7 +10,7 @@
 //! value can neither stop dispatch nor stop deadlines.
 
 use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -25,6 +25,7 @@ use super::handle::{JobContext, TaskHandle};
 use super::janitor::{self, Chore, Janitor};
 use super::pool::Crew;
 use super::record::{Record, Runner};
+use super::registry::Registry;
 use super::task::{Counters, Stats, TaskId, TaskSnapshot, TaskStatus, TimeoutKind, sanitize_label};
 use super::time::{self, deadline_after};
 use super::timer::{Timer, Wake};
@@ -38,7 +39,7 @@ mod lifecycle;
 /// The state behind every handle of one runtime.
 pub(crate) struct Shared {
     pub(super) config: Config,
-    registry: Mutex<Registry>,
+    registry: Registry,
     pub(super) counters: Counters,
     pub(super) timer: Timer,
     pub(super) delivery: Delivery,
@@ -85,15 +86,6 @@ struct Slots {
     /// Pending tasks waiting for a thread, in submission order (`seq`), whichever scheduler
     /// thread placed them. A task that ends is taken out by its terminal write.
     waiting: VecDeque<Arc<Record>>,
-}
-
-/// Live tasks by id. A record enters at admission and leaves when its task has ended and its
-/// job holds no execution thread, before the caller is woken. Lock order: a record's lock,
-/// then this one.
-struct Registry {
-    tasks: HashMap<TaskId, Arc<Record>>,
-    /// Set by shutdown; no task enters after.
-    closed: bool,
 }
 
 /// What the current thread does for which runtime.
@@ -150,10 +142,7 @@ impl Shared {
         let (delivery, mailboxes) = Delivery::new(observers);
         let (janitor, chores) = Janitor::new();
         let shared = Arc::new(Shared {
-            registry: Mutex::new(Registry {
-                tasks: HashMap::new(),
-                closed: false,
-            }),
+            registry: Registry::new(),
             counters: Counters::default(),
             timer: Timer::new(execution_threads),
             delivery,
@@ -355,36 +344,35 @@ impl Shared {
         runner: Runner,
     ) -> Result<Arc<Record>, (Error, Runner)> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let mut registry = self.registry.lock();
-        if registry.closed {
-            return Err((shut_down_error(), runner));
+        let mut parts = Some((trace, observer, runner));
+        let record = self.registry.insert(
+            |attempt| TaskId::generate(&label, seq, attempt),
+            |id| {
+                let (trace, observer, runner) = parts.take().expect("made once");
+                let record = Arc::new(Record::new(
+                    seq,
+                    id,
+                    label.clone(),
+                    trace,
+                    limits,
+                    observer,
+                    observed,
+                    runner,
+                    Instant::now(),
+                ));
+                record.admitted(self);
+                record
+            },
+        );
+        match (record, parts) {
+            (Some(record), _) => Ok(record),
+            (None, Some((_, _, runner))) => Err((shut_down_error(), runner)),
+            (None, None) => unreachable!("a record is made only when it is inserted"),
         }
-        let mut attempt = 0;
-        let id = loop {
-            let id = TaskId::generate(&label, seq, attempt);
-            if !registry.tasks.contains_key(&id) {
-                break id;
-            }
-            attempt += 1;
-        };
-        let record = Arc::new(Record::new(
-            seq,
-            id.clone(),
-            label,
-            trace,
-            limits,
-            observer,
-            observed,
-            runner,
-            Instant::now(),
-        ));
-        record.admitted(self);
-        registry.tasks.insert(id, record.clone());
-        Ok(record)
     }
 
     pub(super) fn cancel(self: &Arc<Self>, id: &str) -> bool {
-        let record = self.registry.lock().tasks.get(id).cloned();
+        let record = self.registry.get(id);
         record.is_some_and(|record| self.cancel_task(&record, "by the host"))
     }
 
@@ -411,7 +399,7 @@ impl Shared {
     }
 
     pub(super) fn stats(&self) -> Stats {
-        let live = self.registry.lock().tasks.len();
+        let live = self.registry.len();
         self.counters.snapshot(live)
     }
 
@@ -427,14 +415,14 @@ impl Shared {
     }
 
     fn live_records(&self) -> Vec<Arc<Record>> {
-        self.registry.lock().tasks.values().cloned().collect()
+        self.registry.records()
     }
 
     /// Removes an ended record whose job holds no thread. Called under the record's lock,
     /// before its caller is woken.
     pub(super) fn forget(&self, id: &TaskId) {
-        let removed = self.registry.lock().tasks.remove(id);
-        debug_assert!(removed.is_some(), "task {id} left the registry twice");
+        let removed = self.registry.remove(id);
+        debug_assert!(removed, "task {id} left the registry twice");
     }
 
     /// The execution threads' state in words, for the queue-timeout error. Read from the

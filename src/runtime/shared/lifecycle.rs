@@ -25,11 +25,7 @@ impl Shared {
     /// Refuses new tasks and cancels every live one. Idempotent.
     pub(super) fn close(self: &Arc<Self>) {
         self.closing.store(true, Ordering::SeqCst);
-        let live = {
-            let mut registry = self.registry.lock();
-            registry.closed = true;
-            registry.tasks.values().cloned().collect::<Vec<_>>()
-        };
+        let live = self.registry.close();
         for record in &live {
             self.end_task(
                 record,
