@@ -4,7 +4,9 @@
 //! `cargo bench --bench facade` prints a table with each figure next to its target, then the
 //! same three measurements (wake latency, round trip, throughput) taken in the same run on
 //! Python's `concurrent.futures.ThreadPoolExecutor` by `benches/python_peer.py`, side by side
-//! with the ratios and their targets. `cargo bench --bench facade -- --json` prints one JSON
+//! with the ratios and their targets. The peer (`python_peer.py --serve`) runs beside the bench
+//! and measures on request, so each of our throughput rounds is followed by one of Python's:
+//! a pair sees the same spell of a noisy machine. `cargo bench --bench facade -- --json` prints one JSON
 //! object on stdout and nothing else (progress goes to stderr); `--no-python` skips the peer.
 //! Other arguments (cargo adds `--bench`) are ignored.
 
@@ -28,6 +30,9 @@ const ROUNDTRIP_SAMPLES: usize = 20_000;
 const THROUGHPUT_CALLERS: usize = 16;
 const THROUGHPUT_JOBS_PER_CALLER: usize = 2_000;
 const THROUGHPUT_WARMUP_PER_CALLER: usize = 100;
+/// Rounds of the throughput measurement, on both sides; the median round is reported (one
+/// round on a 2-core virtual machine swings by ±30 % with the host's scheduling).
+const THROUGHPUT_ROUNDS: usize = 5;
 const CASCADE_JOBS: usize = 12;
 const CASCADE_JOB_RUN: Duration = Duration::from_secs(3);
 const CASCADE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -48,23 +53,37 @@ fn main() {
 
     let first = runtime();
     let config = first.config().clone();
+    let mut peer = with_python.then(|| PythonPeer::start(config.execution_threads()));
     progress("wake latency");
     let wake = Samples::new(wake_latency(&first));
     drop(first);
+    let peer_wake = ask_peer(&mut peer, "wake");
     progress("round trip");
     let roundtrip = Samples::new(roundtrip(&runtime()));
+    let peer_roundtrip = ask_peer(&mut peer, "roundtrip");
     progress("throughput");
-    let throughput = throughput(&runtime());
+    let (throughput, peer_throughput) = throughput(&runtime(), &mut peer);
     progress("cascade");
     let cascade = cascade(&runtime());
     progress("slot recovery");
     let recovery = Samples::new(slot_recovery(&runtime()));
-    let python = if with_python {
-        progress("the same on Python's ThreadPoolExecutor (benches/python_peer.py)");
-        Some(python_peer(config.execution_threads()))
-    } else {
-        None
-    };
+    let python = peer.map(|peer| {
+        let peer = peer?;
+        let latency = |answer: &Result<serde_json::Value, String>| -> Result<(f64, f64), String> {
+            let answer = answer.as_ref().map_err(Clone::clone)?;
+            Ok((number(answer, "p50_us")?, number(answer, "p99_us")?))
+        };
+        let (wake_p50_us, wake_p99_us) = latency(&peer_wake)?;
+        let (roundtrip_p50_us, roundtrip_p99_us) = latency(&peer_roundtrip)?;
+        Ok(PythonFigures {
+            version: peer.version.clone(),
+            wake_p50_us,
+            wake_p99_us,
+            roundtrip_p50_us,
+            roundtrip_p99_us,
+            throughput: peer_throughput?,
+        })
+    });
 
     let report = Report {
         pools: format!(
@@ -133,18 +152,75 @@ fn roundtrip(runtime: &Runtime) -> Vec<Duration> {
 }
 
 struct Throughput {
+    /// Jobs per round.
     jobs: usize,
-    elapsed: Duration,
+    /// Jobs per second, one figure per round, sorted.
+    rounds: Vec<f64>,
 }
 
 impl Throughput {
+    fn new(jobs: usize, mut rounds: Vec<f64>) -> Throughput {
+        rounds.sort_by(f64::total_cmp);
+        Throughput { jobs, rounds }
+    }
+
+    /// The median round.
     fn per_second(&self) -> f64 {
-        self.jobs as f64 / self.elapsed.as_secs_f64()
+        median(&self.rounds)
     }
 }
 
-/// Trivial jobs through `run` from many callers at once, from a barrier to the last join.
-fn throughput(runtime: &Runtime) -> Throughput {
+/// Python's throughput rounds, each run right after one of ours.
+struct PeerThroughput {
+    per_second: f64,
+    /// Our round's rate over Python's, per pair, sorted.
+    ratios: Vec<f64>,
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    sorted[sorted.len() / 2]
+}
+
+/// `THROUGHPUT_ROUNDS` rounds of trivial jobs through `run` from many callers at once, each
+/// timed from a barrier to the last join; with the peer, each round of ours is followed by
+/// one of Python's, so a pair sees the same spell of the machine.
+fn throughput(
+    runtime: &Runtime,
+    peer: &mut Option<Result<PythonPeer, String>>,
+) -> (Throughput, Result<PeerThroughput, String>) {
+    let jobs = THROUGHPUT_CALLERS * THROUGHPUT_JOBS_PER_CALLER;
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    let mut ratios = Vec::new();
+    let mut peer_error = None;
+    for _ in 0..THROUGHPUT_ROUNDS {
+        let rate = jobs as f64 / throughput_round(runtime).as_secs_f64();
+        ours.push(rate);
+        if peer.is_none() || peer_error.is_some() {
+            continue;
+        }
+        match ask_peer(peer, "throughput").and_then(|answer| number(&answer, "per_s")) {
+            Ok(python) => {
+                theirs.push(python);
+                ratios.push(rate / python);
+            }
+            Err(error) => peer_error = Some(error),
+        }
+    }
+    theirs.sort_by(f64::total_cmp);
+    ratios.sort_by(f64::total_cmp);
+    let peer_throughput = match peer_error {
+        Some(error) => Err(error),
+        None if theirs.is_empty() => Err("not run".to_string()),
+        None => Ok(PeerThroughput {
+            per_second: median(&theirs),
+            ratios,
+        }),
+    };
+    (Throughput::new(jobs, ours), peer_throughput)
+}
+
+fn throughput_round(runtime: &Runtime) -> Duration {
     let barrier = Arc::new(Barrier::new(THROUGHPUT_CALLERS + 1));
     let callers: Vec<_> = (0..THROUGHPUT_CALLERS)
         .map(|_| {
@@ -171,10 +247,7 @@ fn throughput(runtime: &Runtime) -> Throughput {
     for caller in callers {
         caller.join().expect("a caller thread finishes");
     }
-    Throughput {
-        jobs: THROUGHPUT_CALLERS * THROUGHPUT_JOBS_PER_CALLER,
-        elapsed: started.elapsed(),
-    }
+    started.elapsed()
 }
 
 struct Cascade {
@@ -334,49 +407,110 @@ struct PythonFigures {
     wake_p99_us: f64,
     roundtrip_p50_us: f64,
     roundtrip_p99_us: f64,
-    throughput_per_s: f64,
+    throughput: PeerThroughput,
 }
 
-/// Runs `benches/python_peer.py` with the same sample counts and as many workers as the
-/// runtime has execution threads. A missing or failing `python3` is reported, not fatal.
-fn python_peer(workers: usize) -> Peer {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python_peer.py");
-    let output = std::process::Command::new("python3")
-        .arg(script)
-        .args(["--workers", &workers.to_string()])
-        .args(["--wake", &WAKE_SAMPLES.to_string()])
-        .args(["--roundtrip", &ROUNDTRIP_SAMPLES.to_string()])
-        .args(["--roundtrip-warmup", &ROUNDTRIP_WARMUP.to_string()])
-        .args(["--callers", &THROUGHPUT_CALLERS.to_string()])
-        .args(["--jobs-per-caller", &THROUGHPUT_JOBS_PER_CALLER.to_string()])
-        .args([
-            "--throughput-warmup",
-            &THROUGHPUT_WARMUP_PER_CALLER.to_string(),
-        ])
-        .output()
-        .map_err(|error| format!("could not run python3 {script}: {error}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "python3 {script} failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
+/// `benches/python_peer.py --serve`, with the same sample counts and as many workers as the
+/// runtime has execution threads, answering one measurement per request. A missing or
+/// failing `python3` is reported in the table, not fatal.
+struct PythonPeer {
+    child: std::process::Child,
+    /// Closed on drop, which ends the peer's serve loop.
+    requests: Option<std::process::ChildStdin>,
+    answers: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    version: String,
+}
+
+const PEER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python_peer.py");
+
+impl PythonPeer {
+    fn start(workers: usize) -> Result<PythonPeer, String> {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("python3")
+            .arg(PEER_SCRIPT)
+            .arg("--serve")
+            .args(["--workers", &workers.to_string()])
+            .args(["--wake", &WAKE_SAMPLES.to_string()])
+            .args(["--roundtrip", &ROUNDTRIP_SAMPLES.to_string()])
+            .args(["--roundtrip-warmup", &ROUNDTRIP_WARMUP.to_string()])
+            .args(["--callers", &THROUGHPUT_CALLERS.to_string()])
+            .args(["--jobs-per-caller", &THROUGHPUT_JOBS_PER_CALLER.to_string()])
+            .args([
+                "--throughput-warmup",
+                &THROUGHPUT_WARMUP_PER_CALLER.to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|error| format!("could not run python3 {PEER_SCRIPT}: {error}"))?;
+        let requests = child.stdin.take();
+        let answers = std::io::BufRead::lines(std::io::BufReader::new(
+            child.stdout.take().expect("stdout is piped"),
         ));
+        Ok(PythonPeer {
+            child,
+            requests,
+            answers,
+            version: "?".to_string(),
+        })
     }
-    let value: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .map_err(|error| format!("python3 {script} printed no JSON: {error}"))?;
-    let number = |key: &str| {
-        value[key]
-            .as_f64()
-            .ok_or_else(|| format!("python3 {script} printed no {key}"))
-    };
-    Ok(PythonFigures {
-        version: value["python"].as_str().unwrap_or("?").to_string(),
-        wake_p50_us: number("wake_latency_us_p50")?,
-        wake_p99_us: number("wake_latency_us_p99")?,
-        roundtrip_p50_us: number("roundtrip_us_p50")?,
-        roundtrip_p99_us: number("roundtrip_us_p99")?,
-        throughput_per_s: number("throughput_per_s")?,
-    })
+
+    fn ask(&mut self, measurement: &str) -> Result<serde_json::Value, String> {
+        use std::io::Write;
+        let requests = self.requests.as_mut().expect("open until drop");
+        writeln!(requests, "{measurement}")
+            .and_then(|()| requests.flush())
+            .map_err(|error| format!("python3 {PEER_SCRIPT} stopped reading: {error}"))?;
+        let line = match self.answers.next() {
+            Some(Ok(line)) => line,
+            Some(Err(error)) => return Err(format!("reading python3 {PEER_SCRIPT}: {error}")),
+            None => {
+                let status = self.child.wait().map_or("?".to_string(), |s| s.to_string());
+                return Err(format!(
+                    "python3 {PEER_SCRIPT} exited ({status}) before measuring {measurement}"
+                ));
+            }
+        };
+        let answer: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|error| format!("python3 {PEER_SCRIPT} printed no JSON: {error}"))?;
+        if let Some(error) = answer["error"].as_str() {
+            return Err(format!("python3 {PEER_SCRIPT}: {error}"));
+        }
+        if let Some(version) = answer["python"].as_str() {
+            self.version = version.to_string();
+        }
+        Ok(answer)
+    }
+}
+
+impl Drop for PythonPeer {
+    fn drop(&mut self) {
+        drop(self.requests.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// One measurement from the peer, if it runs.
+fn ask_peer(
+    peer: &mut Option<Result<PythonPeer, String>>,
+    measurement: &str,
+) -> Result<serde_json::Value, String> {
+    match peer {
+        None => Err("not run (--no-python)".to_string()),
+        Some(Err(error)) => Err(error.clone()),
+        Some(Ok(peer)) => peer.ask(measurement),
+    }
+}
+
+fn number(answer: &serde_json::Value, key: &str) -> Result<f64, String> {
+    answer[key]
+        .as_f64()
+        .ok_or_else(|| format!("python3 {PEER_SCRIPT} answered without {key}: {answer}"))
+}
+
+/// Ours, theirs and ours over theirs.
+fn ratio(ours: f64, theirs: f64) -> (f64, f64, f64) {
+    (ours, theirs, ours / theirs)
 }
 
 /// Targets as ratios to Python's figures in the same run (issue 11).
@@ -411,14 +545,16 @@ impl Report {
                 concat!(
                     ",\"python\":{{\"version\":\"{}\",\"wake_latency_us_p50\":{:.1},",
                     "\"wake_latency_us_p99\":{:.1},\"roundtrip_us_p50\":{:.1},",
-                    "\"roundtrip_us_p99\":{:.1},\"throughput_per_s\":{:.0}}}"
+                    "\"roundtrip_us_p99\":{:.1},\"throughput_per_s\":{:.0},",
+                    "\"throughput_ratio_median\":{:.2}}}"
                 ),
                 peer.version,
                 peer.wake_p50_us,
                 peer.wake_p99_us,
                 peer.roundtrip_p50_us,
                 peer.roundtrip_p99_us,
-                peer.throughput_per_s,
+                peer.throughput.per_second,
+                median(&peer.throughput.ratios),
             ),
             _ => String::new(),
         };
@@ -452,7 +588,9 @@ impl Report {
         };
         let mut out = format!(
             "\nsame run, Python {} concurrent.futures.ThreadPoolExecutor({} workers), \
-             benches/python_peer.py:\n{:<20} {:>14} {:>14} {:>8}   {:<8} {}\n",
+             benches/python_peer.py\n(throughput: {THROUGHPUT_ROUNDS} rounds, each of ours \
+             followed by one of Python's; medians, and the median of the pairs' ratios):\n\
+             {:<20} {:>14} {:>14} {:>8}   {:<8} {}\n",
             peer.version,
             self.pools_workers(),
             "metric",
@@ -462,62 +600,63 @@ impl Report {
             "target",
             "ok"
         );
-        let mut row =
-            |metric: &str, ours: f64, theirs: f64, unit: &str, target: Option<(f64, bool)>| {
-                let ratio = ours / theirs;
-                let (target, ok) = match target {
-                    Some((limit, at_most)) => {
-                        let met = if at_most {
-                            ratio <= limit
-                        } else {
-                            ratio >= limit
-                        };
-                        (
-                            format!("{} {limit}×", if at_most { "≤" } else { "≥" }),
-                            if met { "✓" } else { "✗" },
-                        )
-                    }
-                    None => (String::new(), ""),
-                };
-                out.push_str(&format!(
-                    "{metric:<20} {:>14} {:>14} {:>7.2}×   {target:<8} {ok}\n",
-                    format!("{ours:.1} {unit}"),
-                    format!("{theirs:.1} {unit}"),
-                    ratio
-                ));
+        let mut row = |metric: &str,
+                       (ours, theirs, ratio): (f64, f64, f64),
+                       unit: &str,
+                       target: Option<(f64, bool)>| {
+            let (target, ok) = match target {
+                Some((limit, at_most)) => {
+                    let met = if at_most {
+                        ratio <= limit
+                    } else {
+                        ratio >= limit
+                    };
+                    (
+                        format!("{} {limit}×", if at_most { "≤" } else { "≥" }),
+                        if met { "✓" } else { "✗" },
+                    )
+                }
+                None => (String::new(), ""),
             };
+            out.push_str(&format!(
+                "{metric:<20} {:>14} {:>14} {:>7.2}×   {target:<8} {ok}\n",
+                format!("{ours:.1} {unit}"),
+                format!("{theirs:.1} {unit}"),
+                ratio
+            ));
+        };
         row(
             "round trip p50",
-            self.roundtrip.micros(50),
-            peer.roundtrip_p50_us,
+            ratio(self.roundtrip.micros(50), peer.roundtrip_p50_us),
             "µs",
             Some((ROUNDTRIP_P50_RATIO_TARGET, true)),
         );
         row(
             "round trip p99",
-            self.roundtrip.micros(99),
-            peer.roundtrip_p99_us,
+            ratio(self.roundtrip.micros(99), peer.roundtrip_p99_us),
             "µs",
             None,
         );
         row(
             "wake latency p50",
-            self.wake.micros(50),
-            peer.wake_p50_us,
+            ratio(self.wake.micros(50), peer.wake_p50_us),
             "µs",
             Some((WAKE_P50_RATIO_TARGET, true)),
         );
         row(
             "wake latency p99",
-            self.wake.micros(99),
-            peer.wake_p99_us,
+            ratio(self.wake.micros(99), peer.wake_p99_us),
             "µs",
             None,
         );
         row(
             "throughput",
-            self.throughput.per_second(),
-            peer.throughput_per_s,
+            (
+                self.throughput.per_second(),
+                peer.throughput.per_second,
+                // The median of the paired rounds' ratios: each pair ran in the same spell.
+                median(&peer.throughput.ratios),
+            ),
             "/s",
             Some((THROUGHPUT_RATIO_TARGET, false)),
         );
@@ -565,9 +704,11 @@ impl Report {
                 per_s >= THROUGHPUT_TARGET_PER_S,
             )),
             &format!(
-                "{} jobs, {THROUGHPUT_CALLERS} callers, {:.0} ms",
+                "median of {THROUGHPUT_ROUNDS} rounds ({:.0}–{:.0} /s) of {} jobs, \
+                 {THROUGHPUT_CALLERS} callers",
+                self.throughput.rounds[0],
+                self.throughput.rounds[self.throughput.rounds.len() - 1],
                 self.throughput.jobs,
-                self.throughput.elapsed.as_secs_f64() * 1e3
             ),
         );
         table.row(

@@ -3,15 +3,17 @@ concurrent.futures.ThreadPoolExecutor, run by `cargo bench --bench facade` in th
 
     python3 benches/python_peer.py [--workers 8] [--wake 100] [--roundtrip 20000]
         [--roundtrip-warmup 1000] [--callers 16] [--jobs-per-caller 2000]
-        [--throughput-warmup 100]
+        [--throughput-warmup 100] [--throughput-rounds 5] [--serve]
 
-Prints one JSON object on stdout (figures in microseconds and jobs per second).
+Prints one JSON object on stdout (figures in microseconds and jobs per second). With
+--serve, answers each measurement named on a line of stdin with one JSON line instead (the
+bench's way of pairing its rounds with ours).
 
 - wake latency: a job sleeps 50 ms and returns perf_counter_ns(); the caller, blocked in
   future.result(), takes the difference the moment it holds the value.
 - round trip: submit a job that returns at once and wait for its result, one caller.
 - throughput: trivial jobs through submit().result() from 16 caller threads at once, from a
-  barrier to the last join.
+  barrier to the last join; the median of several rounds on one pool.
 """
 
 import argparse
@@ -80,6 +82,39 @@ def throughput(pool, callers, jobs_per_caller, warmup):
     return callers * jobs_per_caller / elapsed, elapsed
 
 
+def serve(args):
+    """Answers one measurement per line of stdin ("wake", "roundtrip", "throughput") with a
+    JSON line, so the bench can interleave its rounds with ours: a 2-core virtual machine
+    drifts between fast and slow spells that last seconds, and paired rounds see the same
+    spell."""
+    pools = {}
+
+    def pool(name):
+        if name not in pools:
+            pools[name] = ThreadPoolExecutor(max_workers=args.workers)
+        return pools[name]
+
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "wake":
+            wake = wake_latency(pool(command), args.wake)
+            answer = {"p50_us": percentile(wake, 50), "p99_us": percentile(wake, 99)}
+        elif command == "roundtrip":
+            rt = roundtrip(pool(command), args.roundtrip_warmup, args.roundtrip)
+            answer = {"p50_us": percentile(rt, 50), "p99_us": percentile(rt, 99)}
+        elif command == "throughput":
+            per_second, elapsed = throughput(
+                pool(command), args.callers, args.jobs_per_caller, args.throughput_warmup
+            )
+            answer = {"per_s": per_second, "elapsed_s": elapsed}
+        else:
+            answer = {"error": f"unknown command {command!r}"}
+        answer["python"] = sys.version.split()[0]
+        print(json.dumps(answer), flush=True)
+    for executor in pools.values():
+        executor.shutdown()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=8)
@@ -89,16 +124,25 @@ def main():
     parser.add_argument("--callers", type=int, default=16)
     parser.add_argument("--jobs-per-caller", type=int, default=2_000)
     parser.add_argument("--throughput-warmup", type=int, default=100)
+    parser.add_argument("--throughput-rounds", type=int, default=5)
+    parser.add_argument(
+        "--serve", action="store_true", help="answer measurements named on stdin"
+    )
     args = parser.parse_args()
+    if args.serve:
+        serve(args)
+        return
 
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
         wake = wake_latency(pool, args.wake)
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
         rt = roundtrip(pool, args.roundtrip_warmup, args.roundtrip)
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
-        per_second, elapsed = throughput(
-            pool, args.callers, args.jobs_per_caller, args.throughput_warmup
+        rounds = sorted(
+            throughput(pool, args.callers, args.jobs_per_caller, args.throughput_warmup)
+            for _ in range(args.throughput_rounds)
         )
+    per_second, elapsed = rounds[len(rounds) // 2]
     json.dump(
         {
             "python": sys.version.split()[0],
@@ -109,6 +153,7 @@ def main():
             "roundtrip_us_p99": percentile(rt, 99),
             "throughput_per_s": per_second,
             "throughput_elapsed_s": elapsed,
+            "throughput_rounds_per_s": [rate for rate, _ in rounds],
             "wake_samples": len(wake),
             "roundtrip_samples": len(rt),
             "throughput_jobs": args.callers * args.jobs_per_caller,
