@@ -162,7 +162,8 @@ typedef struct subtask_runtime subtask_runtime;
  * `failed`) with that message.
  *
  * Threads: as `subtask_tool_callback`: execution threads, several calls at once, not
- * interrupted by timeouts or cancellation, no unwinding, never frees the runtime.
+ * interrupted by timeouts or cancellation (a long one polls `subtask_reply_cancelled`), no
+ * unwinding, never frees the runtime.
  */
 typedef int32_t (*subtask_model_callback)(void *user_data,
                                           const char *request_json,
@@ -273,9 +274,10 @@ void subtask_string_free(char *text);
 void subtask_reply_set(subtask_reply *reply, const char *text);
 
 /**
- * Whether the task a tool callback works for was cancelled or timed out (its caller has
- * stopped waiting, or is about to): a long host tool checks it now and then and returns
- * early. Always false during a model callback, and for NULL. Thread-safe.
+ * Whether the task a tool or model callback works for was cancelled or timed out (its
+ * caller has stopped waiting, or is about to): a long host tool or model checks it now and
+ * then and returns early (whatever it returns then is discarded). False for NULL.
+ * Thread-safe.
  *
  * # Safety
  *

@@ -113,7 +113,7 @@ pub struct subtask_runtime {
 /// callback returns; do not keep the pointer and do not free it.
 pub struct subtask_reply {
     text: Option<String>,
-    /// The calling task's token, for `subtask_reply_cancelled` (`None` for a model call).
+    /// The calling task's token, for `subtask_reply_cancelled`.
     token: Option<CancelToken>,
 }
 
@@ -160,7 +160,8 @@ pub type subtask_tool_callback = Option<
 /// `failed`) with that message.
 ///
 /// Threads: as `subtask_tool_callback`: execution threads, several calls at once, not
-/// interrupted by timeouts or cancellation, no unwinding, never frees the runtime.
+/// interrupted by timeouts or cancellation (a long one polls `subtask_reply_cancelled`), no
+/// unwinding, never frees the runtime.
 pub type subtask_model_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -397,9 +398,10 @@ pub unsafe extern "C" fn subtask_reply_set(reply: *mut subtask_reply, text: *con
     });
 }
 
-/// Whether the task a tool callback works for was cancelled or timed out (its caller has
-/// stopped waiting, or is about to): a long host tool checks it now and then and returns
-/// early. Always false during a model callback, and for NULL. Thread-safe.
+/// Whether the task a tool or model callback works for was cancelled or timed out (its
+/// caller has stopped waiting, or is about to): a long host tool or model checks it now and
+/// then and returns early (whatever it returns then is discarded). False for NULL.
+/// Thread-safe.
 ///
 /// # Safety
 ///
@@ -640,22 +642,25 @@ fn callback_model(
     callback: unsafe extern "C" fn(*mut c_void, *const c_char, *mut subtask_reply) -> i32,
     user_data: UserData,
 ) -> Arc<dyn ChatModel> {
-    Arc::new(FunctionModel::new(name, move |request: &Value| {
-        let (code, text) = call_back(request.to_string(), None, |input, reply| {
-            // SAFETY: the host's callback, called as its typedef documents.
-            unsafe { callback(user_data.get(), input, reply) }
-        });
-        let text = match (code, text) {
-            (0, Some(text)) => text,
-            (0, None) => return Err("the model callback wrote no reply".to_string()),
-            (_, Some(message)) if !message.is_empty() => return Err(message),
-            (code, _) => {
-                return Err(format!("the model callback failed (code {code})"));
-            }
-        };
-        serde_json::from_str(&text)
-            .map_err(|error| format!("the model callback's reply is not JSON: {error}"))
-    }))
+    Arc::new(FunctionModel::with_token(
+        name,
+        move |request: &Value, token| {
+            let (code, text) = call_back(request.to_string(), Some(token), |input, reply| {
+                // SAFETY: the host's callback, called as its typedef documents.
+                unsafe { callback(user_data.get(), input, reply) }
+            });
+            let text = match (code, text) {
+                (0, Some(text)) => text,
+                (0, None) => return Err("the model callback wrote no reply".to_string()),
+                (_, Some(message)) if !message.is_empty() => return Err(message),
+                (code, _) => {
+                    return Err(format!("the model callback failed (code {code})"));
+                }
+            };
+            serde_json::from_str(&text)
+                .map_err(|error| format!("the model callback's reply is not JSON: {error}"))
+        },
+    ))
 }
 
 /// Adds a host tool that subagents may call (see `subtask_tool_callback`). `name` (1-64

@@ -8,8 +8,9 @@ mod support;
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 use subtask::ffi::*;
@@ -1250,5 +1251,61 @@ fn a_named_host_model_serves_the_name_a_call_gives() {
         // SAFETY: freed once; the handlers are dropped after.
         unsafe { subtask_runtime_free(runtime) };
         drop((default, haiku));
+    });
+}
+
+/// A model that answers only once its task is cancelled (or gives up after `PATIENCE`):
+/// `user_data` is an `AtomicBool` it sets when it saw the cancellation.
+unsafe extern "C" fn model_waiting_for_cancel(
+    user_data: *mut c_void,
+    _request: *const c_char,
+    reply: *mut subtask_reply,
+) -> i32 {
+    let deadline = Instant::now() + PATIENCE;
+    // SAFETY: the live reply of this call.
+    while !unsafe { subtask_reply_cancelled(reply) } {
+        if Instant::now() > deadline {
+            return 7;
+        }
+        std::thread::yield_now();
+    }
+    // SAFETY: `user_data` is the test's flag, alive until the runtime is freed.
+    unsafe { &*user_data.cast::<AtomicBool>() }.store(true, Ordering::SeqCst);
+    0
+}
+
+#[test]
+fn a_model_callback_sees_its_task_cancelled() {
+    watchdog(|| {
+        let workspace = TempDir::new("workspace");
+        let settings = json!({"workspace": workspace.path(), "transcripts": "off"});
+        let config = new_config(&settings.to_string());
+        let saw_cancel = AtomicBool::new(false);
+        let mut runtime = ptr::null_mut();
+        // SAFETY: a live config; the flag outlives the runtime (freed below first).
+        unsafe {
+            ok(subtask_config_set_model(
+                config,
+                c("patient").as_ptr(),
+                Some(model_waiting_for_cancel),
+                (&raw const saw_cancel).cast_mut().cast(),
+            ));
+            ok(subtask_runtime_new(config, &mut runtime));
+            subtask_config_free(config);
+        }
+        let mut call = say_hi();
+        call["timeout_seconds"] = json!(0.2);
+        let arguments = c(&call.to_string());
+        let mut out = ptr::null_mut();
+        // SAFETY: a live runtime, a NUL-terminated string, a writable out-parameter.
+        ok(unsafe { subtask_task(runtime, arguments.as_ptr(), &mut out) });
+        let output: Value = serde_json::from_str(&take_string(out)).unwrap();
+        assert_eq!(first_result(&output)["status"], "timed_out", "{output}");
+        // SAFETY: freed once; it waits for the callback, which returned once cancelled.
+        unsafe { subtask_runtime_free(runtime) };
+        assert!(
+            saw_cancel.load(Ordering::SeqCst),
+            "the model callback never saw its task's timeout"
+        );
     });
 }

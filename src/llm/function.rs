@@ -11,7 +11,7 @@ use super::{ChatModel, ChatRequest, ChatResponse, Delta};
 use crate::error::{Error, ProviderDetails};
 use crate::runtime::CancelToken;
 
-type Complete = dyn Fn(&Value) -> Result<Value, String> + Send + Sync;
+type Complete = dyn Fn(&Value, &CancelToken) -> Result<Value, String> + Send + Sync;
 
 /// A [`ChatModel`] that calls a function with an OpenAI Chat Completions request body
 /// (`model`, `messages`, `tools`, `max_tokens`; never streaming) and reads the Chat
@@ -20,7 +20,9 @@ type Complete = dyn Fn(&Value) -> Result<Value, String> + Send + Sync;
 /// call with that message.
 ///
 /// The function runs on the subagent's execution thread and is not interrupted by
-/// cancellation: it should return within the task's time.
+/// cancellation: it should return within the task's time. A long one (a streaming client)
+/// made with [`with_token`](Self::with_token) sees its task's [`CancelToken`] and can stop
+/// early.
 ///
 /// ```
 /// use serde_json::json;
@@ -47,6 +49,16 @@ impl FunctionModel {
     pub fn new(
         model: impl Into<String>,
         complete: impl Fn(&Value) -> Result<Value, String> + Send + Sync + 'static,
+    ) -> FunctionModel {
+        FunctionModel::with_token(model, move |request, _| complete(request))
+    }
+
+    /// [`new`](Self::new), the function also getting the calling task's [`CancelToken`]:
+    /// tripped when the task is cancelled or times out, so the function can give up early
+    /// (its result is discarded then anyway).
+    pub fn with_token(
+        model: impl Into<String>,
+        complete: impl Fn(&Value, &CancelToken) -> Result<Value, String> + Send + Sync + 'static,
     ) -> FunctionModel {
         let model = model.into();
         FunctionModel {
@@ -81,7 +93,7 @@ impl ChatModel for FunctionModel {
     ) -> Result<ChatResponse, Error> {
         token.check()?;
         let body = request_json(&self.model, request, MaxTokensField::MaxTokens);
-        let response = (self.complete)(&body).map_err(|message| self.failure(message))?;
+        let response = (self.complete)(&body, token).map_err(|message| self.failure(message))?;
         token.check()?;
         if let Some(failure) = embedded_error(&response) {
             return Err(self.failure(failure.message));
