@@ -15,9 +15,12 @@ returns a prebuilt Chat Completions body. Measured, per call (medians and p99):
 - rust c_abi: the same call from Rust through the C ABI with an ``extern "C"`` callback
   (``benches/ffi.rs``, a separate process).
 
-binding overhead = python - callable - rust c_abi; of which "crossing" = cffi floor -
-rust c_abi, and "conversion" = the rest (json.loads of the ~9 KB request the callable
-receives as a dict, json.dumps of its reply, the arguments and the TaskResult).
+The three Python paths run one call each in turn; "conversion" is the median over turns
+of python - callable - floor (the parsing of the ~9 KB request the callable receives as a
+dict, the writing of its reply, the arguments, the TaskResult and the wrappers), and
+"crossing" = cffi floor - rust c_abi. binding overhead = crossing + conversion. JSON goes
+through orjson when it is installed (``pip install "subtask-agents[fast]"``), else the
+standard library; ``SUBTASK_PURE_JSON=1`` compares the two.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 # Run as a script, this file's directory (python/, the package's sources without the
 # native module) comes first on sys.path: import the installed package instead.
@@ -39,6 +42,7 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
     del sys.path[0]
 
 import subtask  # noqa: E402
+from subtask import _json as subtask_json  # noqa: E402
 from subtask._ffi import ffi, lib  # noqa: E402
 
 ARGS = {
@@ -50,8 +54,7 @@ RESPONSE: Dict[str, Any] = {
     "choices": [{"message": {"role": "assistant", "content": "42"}, "finish_reason": "stop"}]
 }
 WARMUP = 300
-SAMPLES = 4000
-ROUNDS = 3  # interleaved, to spread the VM's noise over every figure
+SAMPLES = 3000
 
 
 def percentile(samples: List[float], percent: float) -> float:
@@ -59,13 +62,13 @@ def percentile(samples: List[float], percent: float) -> float:
     return ordered[round((len(ordered) - 1) * percent / 100)]
 
 
-def measure(call: Callable[[], Any], samples: int) -> List[float]:
-    times = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return times
+def paired_median_us(figures: Dict[str, List[float]], path: str, *minus: str) -> float:
+    """The median over calls of ``path``'s time minus the ``minus`` paths' times in the same
+    turn, in microseconds: steadier than a difference of medians on a noisy machine."""
+    differences = [
+        sample - sum(figures[other][i] for other in minus) for i, sample in enumerate(figures[path])
+    ]
+    return statistics.median(differences) * 1e6
 
 
 def rust_figures() -> Optional[Dict[str, Any]]:
@@ -146,18 +149,21 @@ def python_figures(workspace: str) -> Dict[str, List[float]]:
                 ARGS["prompt"], ARGS["subagent_type"], description=ARGS["description"]
             ).ok
 
+        calls = {"python": task, "raw": raw_task, "floor": floor}
         for _ in range(WARMUP):
-            task()
-            raw_task()
-            floor()
-        for _ in range(ROUNDS):
-            inside.clear()
-            inside_raw.clear()
-            figures["python"] += measure(task, SAMPLES // ROUNDS)
-            figures["callable"] += inside
-            figures["raw"] += measure(raw_task, SAMPLES // ROUNDS)
-            figures["raw_callable"] += inside_raw
-            figures["floor"] += measure(floor, SAMPLES // ROUNDS)
+            for call in calls.values():
+                call()
+        inside.clear()
+        inside_raw.clear()
+        # One call of each path in turn, so every figure sees the same spells of the VM and
+        # the i-th samples of two paths can be subtracted pairwise.
+        for _ in range(SAMPLES):
+            for name, call in calls.items():
+                started = time.perf_counter()
+                call()
+                figures[name].append(time.perf_counter() - started)
+        figures["callable"] = list(inside)
+        figures["raw_callable"] = list(inside_raw)
     raw_runtime.close()
     lib.subtask_runtime_free(floor_runtime[0])
     return figures
@@ -177,23 +183,29 @@ def main() -> None:
         name: {"p50": percentile(s, 50) * 1e6, "p99": percentile(s, 99) * 1e6}
         for name, s in figures.items()
     }
-    report: Dict[str, Any] = {"samples": len(figures["python"]), "python_us": us}
+    report: Dict[str, Any] = {
+        "samples": len(figures["python"]),
+        "python_us": us,
+        "json": "orjson" if subtask_json.FAST else "json (standard library)",
+        # Paired: the same turn's floor call (and time inside the callable) subtracted.
+        "conversion_p50_us": paired_median_us(figures, "python", "callable", "floor"),
+        "raw_conversion_p50_us": paired_median_us(figures, "raw", "raw_callable", "floor"),
+    }
     if rust is not None:
         rust_p50 = rust["c_abi"]["p50_us"]
         report["rust_us"] = rust
-        report["binding_overhead_p50_us"] = us["python"]["p50"] - us["callable"]["p50"] - rust_p50
         report["crossing_p50_us"] = us["floor"]["p50"] - rust_p50
-        report["conversion_p50_us"] = (
-            us["python"]["p50"] - us["callable"]["p50"] - us["floor"]["p50"]
+        report["binding_overhead_p50_us"] = report["crossing_p50_us"] + report["conversion_p50_us"]
+        report["raw_json_overhead_p50_us"] = (
+            report["crossing_p50_us"] + report["raw_conversion_p50_us"]
         )
-        report["raw_json_overhead_p50_us"] = us["raw"]["p50"] - us["raw_callable"]["p50"] - rust_p50
     if options.json:
         print(json.dumps(report))
         return
 
     print(
-        f"a trivial task (one model turn answered at once), {report['samples']} calls, "
-        f"python {sys.version.split()[0]}"
+        f"a trivial task (one model turn answered at once), {report['samples']} calls of each "
+        f"path in turn, python {sys.version.split()[0]}, JSON by {report['json']}"
     )
     print("| path | p50 | p99 |\n|---|---|---|")
     rows = [
@@ -212,20 +224,22 @@ def main() -> None:
         p50 = figure.get("p50", figure.get("p50_us"))
         p99 = figure.get("p99", figure.get("p99_us"))
         print(f"| {name} | {p50:.1f} µs | {p99:.1f} µs |")
+    print(
+        f"conversion (p50 of python - callable - floor, per turn): "
+        f"{report['conversion_p50_us']:.1f} µs with dicts, "
+        f"{report['raw_conversion_p50_us']:.1f} µs with raw JSON (arguments, the request and "
+        "reply, the TaskResult, the wrappers)"
+    )
     if rust is not None:
         print(
-            f"binding overhead (p50): {report['binding_overhead_p50_us']:.1f} µs = "
-            f"crossing {report['crossing_p50_us']:.1f} µs (cffi call + callback from a Rust "
-            f"thread) + conversion {report['conversion_p50_us']:.1f} µs (JSON <-> dicts, "
-            "TaskResult); target <= 20 µs"
-        )
-        print(
-            f"binding overhead with a raw JSON model (p50): "
+            f"binding overhead (p50): {report['binding_overhead_p50_us']:.1f} µs = crossing "
+            f"{report['crossing_p50_us']:.1f} µs (floor - Rust: cffi call + callback from a "
+            f"Rust thread, separate processes) + conversion; with raw JSON "
             f"{report['raw_json_overhead_p50_us']:.1f} µs; target <= 20 µs"
         )
     print(
-        f"(medians of a noisy 2-vCPU VM vary by ~±15 µs run to run; stdev of python: "
-        f"{statistics.pstdev(figures['python']) * 1e6:.0f} µs)"
+        f"(the crossing compares two processes: ~±15 µs run to run on a 2-vCPU VM; stdev of "
+        f"python: {statistics.pstdev(figures['python']) * 1e6:.0f} µs)"
     )
 
 

@@ -5,7 +5,7 @@
 #
 # Needs python3 (3.9+) and cargo on PATH, and PyPI for maturin, cffi, pytest, mypy, ruff,
 # mcp (the official MCP SDK, Python 3.10+) and the frameworks of the optional extras
-# (openai-agents, langchain-core, and langgraph for its agent loop).
+# (openai-agents, langchain-core, and langgraph for its agent loop; orjson for `fast`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +21,7 @@ if [ ! -x "$TOOLS/bin/python" ]; then
     "$PYTHON" -m venv "$TOOLS"
 fi
 "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "maturin>=1.9,<2" "mypy>=1.10" "ruff>=0.5" \
+    "maturin>=1.9,<2" "mypy>=1.10" "ruff>=0.5" orjson \
     "openai-agents>=0.2" "langchain-core>=0.3" pytest
 
 echo "== ruff check, ruff format --check"
@@ -47,7 +47,7 @@ NO_RUST_PATH=$(cd "$WHEEL_VENV" && pwd)/bin:/usr/bin:/bin
 env PATH="$NO_RUST_PATH" "$WHEEL_PY" -c \
     'import shutil, sys; sys.exit("cargo is reachable" if shutil.which("cargo") or shutil.which("rustc") else 0)'
 env PATH="$NO_RUST_PATH" "$WHEEL_PY" -m pip install --quiet --disable-pip-version-check \
-    "$wheel[openai-agents,langchain]" pytest langgraph "mcp; python_version >= '3.10'"
+    "$wheel[openai-agents,langchain,fast]" pytest langgraph "mcp; python_version >= '3.10'"
 
 echo "== pytest python/tests (against the installed wheel)"
 # From the repository root, `import subtask` finds the installed package, not python/.

@@ -160,8 +160,9 @@ async def atask(prompt: str, subagent_type: str = "general-purpose", **optional:
 
 
 def cancelled() -> bool:
-    """Inside a host tool (sync or ``async def``): whether the task it works for was
-    cancelled or timed out, so a long tool can stop early. False outside a tool call.
-    An ``async def`` tool running on the caller's event loop is also cancelled
-    (``asyncio.CancelledError``) when its task is."""
+    """Inside a host tool or model callable (sync or ``async def``): whether the task it
+    works for was cancelled or timed out, so a long tool or model can stop early (what it
+    returns then is discarded). False outside such a call. An ``async def`` one running on
+    the caller's event loop is also cancelled (``asyncio.CancelledError``) when its task
+    is."""
     return current_call_cancelled()

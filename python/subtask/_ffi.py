@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
-from typing import Any, Callable, List, Optional, Set, Tuple
+from typing import Any, Callable, List, Optional, Set, Tuple, Union
 
 from ._errors import Error, error_for_code
 
@@ -52,11 +52,13 @@ if lib.subtask_abi_version() != ABI_VERSION:  # pragma: no cover - a mismatched 
         f"this package expects {ABI_VERSION}: reinstall the package"
     )
 
-#: A callback's Python side: takes the JSON text subtask passed, returns a status (0 for
-#: success) and the reply text. It must not raise (the runtime layer wraps user code).
-Handler = Callable[[str], Tuple[int, str]]
-#: An event callback's Python side: takes the event's JSON text. It must not raise.
-EventHandler = Callable[[str], None]
+#: A callback's Python side: takes the JSON subtask passed (UTF-8 bytes: a JSON parser
+#: reads them as they are, and only a handler that wants text pays for decoding them),
+#: returns a status (0 for success) and the reply (text, or UTF-8 bytes as they are). It
+#: must not raise (the runtime layer wraps user code).
+Handler = Callable[[bytes], Tuple[int, Union[str, bytes]]]
+#: An event callback's Python side: takes the event's JSON (UTF-8 bytes). It must not raise.
+EventHandler = Callable[[bytes], None]
 
 _callback_state = threading.local()
 
@@ -109,21 +111,27 @@ def _raise_for(error: Any) -> None:
     raise error_for_code(code, message)
 
 
-def _take_string(out: Any) -> str:
-    """Copies the string an out-parameter received and frees it."""
+def _take_bytes(out: Any) -> bytes:
+    """Copies the string an out-parameter received (UTF-8, as subtask wrote it) and frees
+    it."""
     pointer = out[0]
     if pointer == ffi.NULL:
         raise Error("subtask returned no string (a bug, please report it)", 12)
     try:
-        text: str = ffi.string(pointer).decode("utf-8", "replace")
-        return text
+        data: bytes = ffi.string(pointer)
+        return data
     finally:
         lib.subtask_string_free(pointer)
 
 
-def _text(value: str) -> bytes:
-    """A Python string as the NUL-terminated UTF-8 the ABI takes."""
-    data = value.encode("utf-8", "surrogatepass")
+def _take_string(out: Any) -> str:
+    """Copies the string an out-parameter received and frees it."""
+    return _take_bytes(out).decode("utf-8", "replace")
+
+
+def _text(value: Union[str, bytes]) -> bytes:
+    """A Python string (or UTF-8 bytes) as the NUL-terminated UTF-8 the ABI takes."""
+    data = value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
     if b"\0" in data:
         raise error_for_code(1, "strings passed to subtask must not contain NUL characters")
     return data
@@ -214,8 +222,11 @@ def _reply_callback(callbacks: _Callbacks, handler: Handler, ctype: str) -> Any:
         # The reply is valid until this returns; the flag is unbound before.
         token = _cancel_check.set(lambda: bool(lib.subtask_reply_cancelled(reply)))
         try:
-            code, text = handler(ffi.string(input_json).decode("utf-8", "replace"))
-            lib.subtask_reply_set(reply, text.encode("utf-8", "replace").replace(b"\0", b" "))
+            code, text = handler(ffi.string(input_json))
+            data = text if isinstance(text, bytes) else text.encode("utf-8", "replace")
+            if b"\0" in data:
+                data = data.replace(b"\0", b" ")
+            lib.subtask_reply_set(reply, data)
             return code
         finally:
             _cancel_check.reset(token)
@@ -229,7 +240,7 @@ def _event_callback(callbacks: _Callbacks, handler: EventHandler) -> Any:
     def trampoline(user_data: Any, event_json: Any) -> None:
         callbacks.enter()
         try:
-            handler(ffi.string(event_json).decode("utf-8", "replace"))
+            handler(ffi.string(event_json))
         finally:
             callbacks.leave()
 
@@ -289,13 +300,14 @@ class NativeRuntime:
             lib.subtask_config_free(config)
         self._handle: Any = runtime_out[0]
 
-    def task(self, args_json: str, canceller: Optional["Canceller"] = None) -> str:
+    def task(self, args_json: Union[str, bytes], canceller: Optional["Canceller"] = None) -> bytes:
+        """Runs a ``task`` call; returns its output as JSON (UTF-8 bytes, for the parser)."""
         out = ffi.new("char **")
         if canceller is None:
             _raise_for(lib.subtask_task(self._handle, _text(args_json), out))
         else:
             _raise_for(lib.subtask_task_with(self._handle, _text(args_json), canceller.handle, out))
-        return _take_string(out)
+        return _take_bytes(out)
 
     def tool_definition(self, format: str) -> str:
         out = ffi.new("char **")

@@ -5,11 +5,23 @@ core through the C ABI; nothing here rebuilds them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Type, TypeVar
 
 from ._errors import CANCELLED, OTHER, TIMEOUT, error_for_code
 
 __all__ = ["Usage", "TaskResult", "TaskOutput"]
+
+T = TypeVar("T")
+
+
+def _built(cls: Type[T], fields: Dict[str, Any]) -> T:
+    """An instance of the frozen dataclass ``cls`` with every field in ``fields``, without
+    going through ``__init__`` (a frozen dataclass sets each field with
+    ``object.__setattr__``; results are read on every call, so this is the fast way)."""
+    instance = object.__new__(cls)
+    instance.__dict__.update(fields)
+    return instance
+
 
 #: Every status a run may end with.
 STATUSES = (
@@ -47,12 +59,15 @@ class Usage:
     @classmethod
     def from_json(cls, data: Optional[Mapping[str, Any]]) -> "Usage":
         data = data or {}
-        return cls(
-            input_tokens=int(data.get("input_tokens", 0)),
-            output_tokens=int(data.get("output_tokens", 0)),
-            cache_read_tokens=int(data.get("cache_read_tokens", 0)),
-            cache_write_tokens=int(data.get("cache_write_tokens", 0)),
-            cost_usd=data.get("cost_usd"),
+        return _built(
+            cls,
+            {
+                "input_tokens": int(data.get("input_tokens") or 0),
+                "output_tokens": int(data.get("output_tokens") or 0),
+                "cache_read_tokens": int(data.get("cache_read_tokens") or 0),
+                "cache_write_tokens": int(data.get("cache_write_tokens") or 0),
+                "cost_usd": data.get("cost_usd"),
+            },
         )
 
 
@@ -125,22 +140,25 @@ class TaskResult:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "TaskResult":
-        return cls(
-            answer=data.get("answer") or "",
-            status=data.get("status") or "failed",
-            run_id=data.get("run_id"),
-            error=data.get("error"),
-            turns=int(data.get("turns") or 0),
-            usage=Usage.from_json(data.get("usage")),
-            model=data.get("model"),
-            duration_ms=int(data.get("duration_ms") or 0),
-            description=data.get("description") or "",
-            subagent_type=data.get("subagent_type") or "",
-            type_source=data.get("type_source"),
-            worktree=data.get("worktree"),
-            tool_calls=dict(data.get("tool_calls") or {}),
-            footer=data.get("footer") or "",
-            text=data.get("text") or "",
+        return _built(
+            cls,
+            {
+                "answer": data.get("answer") or "",
+                "status": data.get("status") or "failed",
+                "run_id": data.get("run_id"),
+                "error": data.get("error"),
+                "turns": int(data.get("turns") or 0),
+                "usage": Usage.from_json(data.get("usage")),
+                "model": data.get("model"),
+                "duration_ms": int(data.get("duration_ms") or 0),
+                "description": data.get("description") or "",
+                "subagent_type": data.get("subagent_type") or "",
+                "type_source": data.get("type_source"),
+                "tool_calls": dict(data.get("tool_calls") or {}),
+                "worktree": data.get("worktree"),
+                "footer": data.get("footer") or "",
+                "text": data.get("text") or "",
+            },
         )
 
 
@@ -169,10 +187,13 @@ class TaskOutput:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "TaskOutput":
-        return cls(
-            results=[TaskResult.from_json(result) for result in data.get("results") or []],
-            is_error=bool(data.get("is_error")),
-            usage=Usage.from_json(data.get("usage")),
-            duration_ms=int(data.get("duration_ms") or 0),
-            text=data.get("text") or "",
+        return _built(
+            cls,
+            {
+                "results": [TaskResult.from_json(result) for result in data.get("results") or []],
+                "is_error": bool(data.get("is_error")),
+                "usage": Usage.from_json(data.get("usage")),
+                "duration_ms": int(data.get("duration_ms") or 0),
+                "text": data.get("text") or "",
+            },
         )

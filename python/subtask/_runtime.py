@@ -25,6 +25,7 @@ from typing import (
     overload,
 )
 
+from . import _json
 from ._callables import HostLoops, is_raw_json, resolve
 from ._errors import Error, InvalidInput, Shutdown
 from ._ffi import (
@@ -86,17 +87,17 @@ def _seconds(value: Optional[Seconds]) -> Optional[float]:
     return value
 
 
-def _response_text(response: Any) -> str:
-    """A model callable's return value as Chat Completions JSON text."""
-    if isinstance(response, str):
+def _response_text(response: Any) -> Union[str, bytes]:
+    """A model callable's return value as Chat Completions JSON text (or UTF-8 bytes)."""
+    if isinstance(response, (str, bytes)):
         return response
-    if isinstance(response, (bytes, bytearray)):
-        return response.decode("utf-8")
+    if isinstance(response, bytearray):
+        return bytes(response)
     for method in ("model_dump", "to_dict"):  # pydantic models (openai), others
         if hasattr(response, method):
             response = getattr(response, method)()
             break
-    return json.dumps(response)
+    return _json.dumps_bytes(response)
 
 
 class Runtime:
@@ -105,7 +106,7 @@ class Runtime:
     ::
 
         with subtask.Runtime(model="anthropic:claude-sonnet-4-5") as rt:
-            result = rt.task("Find the timer", "Where are deadlines enforced?", "explore")
+            result = rt.task("Where are deadlines enforced?", "explore")
             print(result.answer if result.ok else result.error)
 
     Settings (all optional; ``None`` means the default):
@@ -347,10 +348,12 @@ class Runtime:
     def _model_handler(model: ModelCallable, loops: HostLoops) -> Handler:
         raw = is_raw_json(model)
 
-        def handle(request_json: str) -> Tuple[int, str]:
+        def handle(request_json: bytes) -> Tuple[int, Union[str, bytes]]:
             try:
-                request = request_json if raw else json.loads(request_json)
-                return 0, _response_text(resolve(model(request), loops))
+                request = (
+                    request_json.decode("utf-8", "replace") if raw else _json.loads(request_json)
+                )
+                return 0, _response_text(resolve(model(request), loops, current_call_cancelled))
             except BaseException as exception:  # noqa: BLE001 - reported to the run
                 log.debug("the model callable raised", exc_info=True)
                 return 1, f"the model callable raised {_describe_exception(exception)}"
@@ -359,10 +362,11 @@ class Runtime:
 
     @staticmethod
     def _tool_handler(tool: Tool[Any], loops: HostLoops) -> Handler:
-        def handle(input_json: str) -> Tuple[int, str]:
+        def handle(input_json: bytes) -> Tuple[int, str]:
             try:
                 return 0, tool.invoke(
-                    input_json, lambda value: resolve(value, loops, current_call_cancelled)
+                    input_json.decode("utf-8", "replace"),
+                    lambda value: resolve(value, loops, current_call_cancelled),
                 )
             except BaseException as exception:  # noqa: BLE001 - reported to the model
                 log.debug("the tool %s raised", tool.name, exc_info=True)
@@ -371,10 +375,10 @@ class Runtime:
         return handle
 
     @staticmethod
-    def _event_handler(on_event: EventCallable, loops: HostLoops) -> Callable[[str], None]:
-        def handle(event_json: str) -> None:
+    def _event_handler(on_event: EventCallable, loops: HostLoops) -> Callable[[bytes], None]:
+        def handle(event_json: bytes) -> None:
             try:
-                resolve(on_event(json.loads(event_json)), loops)
+                resolve(on_event(_json.loads(event_json)), loops)
             except BaseException:  # noqa: BLE001 - an observer must not break a run
                 log.exception("the on_event callable raised; the event is skipped")
 
@@ -443,13 +447,13 @@ class Runtime:
         not exceptions. Raises :class:`InvalidInput` when the call is refused before
         anything ran (the message names the field), :class:`Shutdown` after :meth:`close`.
         """
-        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        text = arguments if isinstance(arguments, str) else _json.dumps_bytes(arguments)
         native = self._enter()
         try:
             output = native.task(text)
         finally:
             self._leave()
-        return TaskOutput.from_json(json.loads(output))
+        return TaskOutput.from_json(_json.loads(output))
 
     async def acall(self, arguments: Union[str, Mapping[str, Any]]) -> TaskOutput:
         """:meth:`call`, awaitable: the call runs on a thread of its own, so the event loop
@@ -461,7 +465,7 @@ class Runtime:
         their slots are free again before ``CancelledError`` reaches the awaiter. Async
         model, tool and event callables run on this loop while the call is in flight.
         """
-        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        text = arguments if isinstance(arguments, str) else _json.dumps_bytes(arguments)
         loop = asyncio.get_running_loop()
         native = self._enter()
         try:
@@ -469,7 +473,7 @@ class Runtime:
         except BaseException:
             self._leave()
             raise
-        done: "asyncio.Future[str]" = loop.create_future()
+        done: "asyncio.Future[bytes]" = loop.create_future()
 
         def settle(outcome: Callable[[], None]) -> None:
             if not done.done():
@@ -520,7 +524,7 @@ class Runtime:
             raise
         finally:
             self._loops.leave(loop)
-        return TaskOutput.from_json(json.loads(output))
+        return TaskOutput.from_json(_json.loads(output))
 
     def task(
         self,
@@ -633,7 +637,7 @@ class Runtime:
             raise InvalidInput(f"unknown format {format!r}: use {', '.join(_FORMATS)}", 1)
         native = self._enter()
         try:
-            return dict(json.loads(native.tool_definition(format)))
+            return dict(_json.loads(native.tool_definition(format)))
         finally:
             self._leave()
 
@@ -663,7 +667,7 @@ class Runtime:
         ``completed``, ``failed``, ``cancelled``, ``timed_out``."""
         native = self._enter()
         try:
-            return dict(json.loads(native.stats()))
+            return dict(_json.loads(native.stats()))
         finally:
             self._leave()
 

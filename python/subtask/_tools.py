@@ -11,6 +11,8 @@ import sys
 import typing
 from typing import Any, Callable, Dict, Generic, List, Optional, Tuple, TypeVar, Union, overload
 
+from . import _json
+
 __all__ = ["Tool", "tool", "as_tool"]
 
 R = TypeVar("R")
@@ -78,6 +80,7 @@ class Tool(Generic[R]):
 
         Raises whatever the function raises.
         """
+        # The standard library: a model may write integers beyond 64 bits, read exactly.
         arguments = json.loads(input_json) if input_json.strip() else {}
         if not isinstance(arguments, dict):
             raise TypeError("the arguments must be a JSON object")
@@ -88,7 +91,7 @@ class Tool(Generic[R]):
             return ""
         if isinstance(result, str):
             return result
-        return json.dumps(result, ensure_ascii=False, default=str)
+        return _json.dumps(result, default=str)
 
 
 @overload

@@ -218,3 +218,21 @@ def test_atask_parallel_and_refusals(make_runtime: Any) -> None:
             await rt.atask("hi", "no-such-type")
 
     asyncio.run(main())
+
+
+def test_a_model_callable_sees_its_task_time_out(make_runtime: Any) -> None:
+    saw_cancel = threading.Event()
+
+    def patient_model(request: Any) -> Any:
+        stop = threading.Event()
+        for _ in range(int(BOUND / 0.01)):
+            if subtask.cancelled():
+                saw_cancel.set()
+                break
+            stop.wait(0.01)
+        return {"choices": [{"message": {"role": "assistant", "content": "late"}}]}
+
+    rt = make_runtime(patient_model)
+    result = rt.task("wait please", "general-purpose", timeout_seconds=0.3)
+    assert result.status == "timed_out", result
+    assert saw_cancel.wait(BOUND), "the model callable never saw its task time out"
