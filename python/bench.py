@@ -1,6 +1,6 @@
 """What the Python binding adds to a `task` call.
 
-    python python/bench.py              # runs `cargo bench --bench ffi -- --json` first
+    python python/bench.py              # runs `cargo bench --features mimalloc --bench ffi`
     python python/bench.py --no-rust    # Python figures only
     python python/bench.py --json       # one JSON object on stdout
 
@@ -77,9 +77,13 @@ def rust_figures() -> Optional[Dict[str, Any]]:
         print("(cargo not found: no Rust figures)", file=sys.stderr)
         return None
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    print("running cargo bench --bench ffi (compiles it the first time)...", file=sys.stderr)
+    print(
+        "running cargo bench --features mimalloc --bench ffi (compiles it the first time)...",
+        file=sys.stderr,
+    )
     done = subprocess.run(
-        [cargo, "bench", "--quiet", "--bench", "ffi", "--", "--json"],
+        # The wheel's features (pyproject.toml), so both sides use the same allocator.
+        [cargo, "bench", "--quiet", "--features", "mimalloc", "--bench", "ffi", "--", "--json"],
         cwd=root,
         stdout=subprocess.PIPE,
         check=True,

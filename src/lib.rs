@@ -91,3 +91,9 @@ pub use script::{Task, task};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// With the `mimalloc` feature (the Python wheel and C hosts' builds), mimalloc allocates for
+/// the whole process: see the dependency's note in Cargo.toml.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
