@@ -16,7 +16,8 @@ const SHARDS: usize = 16;
 
 /// Live tasks by id. A record enters at admission and leaves when its task has ended and its
 /// job holds no execution thread, before the caller is woken. Lock order: a record's lock,
-/// then a shard's; never two shards at once.
+/// then a shard's; never two shards at once. (`insert` locks the new record under its shard's
+/// lock: nobody else can reach that record yet, so no thread waits the other way round.)
 pub(super) struct Registry {
     shards: [Mutex<Shard>; SHARDS],
 }
