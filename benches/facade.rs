@@ -15,7 +15,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::sync::{Arc, Barrier, Condvar, Mutex, mpsc};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -417,9 +417,15 @@ struct PythonPeer {
     child: std::process::Child,
     /// Closed on drop, which ends the peer's serve loop.
     requests: Option<std::process::ChildStdin>,
-    answers: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    /// The peer's stdout, a line at a time, read by a thread of its own so that every wait
+    /// for an answer has a limit (a hung peer is killed, never waited for forever). The
+    /// thread ends when the peer's stdout closes.
+    answers: mpsc::Receiver<std::io::Result<String>>,
     version: String,
 }
+
+/// How long one Python measurement may take (the slowest, throughput, takes a few seconds).
+const PEER_ANSWER_LIMIT: Duration = Duration::from_secs(120);
 
 const PEER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python_peer.py");
 
@@ -444,15 +450,25 @@ impl PythonPeer {
             .spawn()
             .map_err(|error| format!("could not run python3 {PEER_SCRIPT}: {error}"))?;
         let requests = child.stdin.take();
-        let answers = std::io::BufRead::lines(std::io::BufReader::new(
-            child.stdout.take().expect("stdout is piped"),
-        ));
-        Ok(PythonPeer {
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (sender, answers) = mpsc::channel();
+        thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut peer = PythonPeer {
             child,
             requests,
             answers,
             version: "?".to_string(),
-        })
+        };
+        // Started and answering before any measurement of ours, so its start-up does not
+        // overlap them.
+        peer.ask("ping")?;
+        Ok(peer)
     }
 
     fn ask(&mut self, measurement: &str) -> Result<serde_json::Value, String> {
@@ -461,13 +477,21 @@ impl PythonPeer {
         writeln!(requests, "{measurement}")
             .and_then(|()| requests.flush())
             .map_err(|error| format!("python3 {PEER_SCRIPT} stopped reading: {error}"))?;
-        let line = match self.answers.next() {
-            Some(Ok(line)) => line,
-            Some(Err(error)) => return Err(format!("reading python3 {PEER_SCRIPT}: {error}")),
-            None => {
+        let line = match self.answers.recv_timeout(PEER_ANSWER_LIMIT) {
+            Ok(Ok(line)) => line,
+            Ok(Err(error)) => return Err(format!("reading python3 {PEER_SCRIPT}: {error}")),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = self.child.kill();
+                return Err(format!(
+                    "python3 {PEER_SCRIPT} gave no {measurement} figures within \
+                     {PEER_ANSWER_LIMIT:?}; stopped it"
+                ));
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let status = self.child.wait().map_or("?".to_string(), |s| s.to_string());
                 return Err(format!(
-                    "python3 {PEER_SCRIPT} exited ({status}) before measuring {measurement}"
+                    "python3 {PEER_SCRIPT} exited ({status}) before measuring {measurement} \
+                     (its error is on stderr above)"
                 ));
             }
         };
@@ -484,8 +508,23 @@ impl PythonPeer {
 }
 
 impl Drop for PythonPeer {
+    /// Closing its stdin ends the serve loop, and its exit closes its stdout (the reader
+    /// thread then hangs up); a peer still busy a few seconds later (a measurement that
+    /// hung) is killed. Reaped either way.
     fn drop(&mut self) {
         drop(self.requests.take());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.answers.recv_timeout(left) {
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    break;
+                }
+            }
+        }
         let _ = self.child.wait();
     }
 }
@@ -556,7 +595,11 @@ impl Report {
                 peer.throughput.per_second,
                 median(&peer.throughput.ratios),
             ),
-            _ => String::new(),
+            Some(Err(why)) => format!(
+                ",\"python_error\":{}",
+                serde_json::Value::from(why.as_str())
+            ),
+            None => String::new(),
         };
         let rust = format!(
             concat!(

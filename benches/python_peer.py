@@ -83,7 +83,8 @@ def throughput(pool, callers, jobs_per_caller, warmup):
 
 
 def serve(args):
-    """Answers one measurement per line of stdin ("wake", "roundtrip", "throughput") with a
+    """Answers one measurement per line of stdin ("wake", "roundtrip", "throughput"; "ping"
+    answers at once) with a
     JSON line, so the bench can interleave its rounds with ours: a 2-core virtual machine
     drifts between fast and slow spells that last seconds, and paired rounds see the same
     spell."""
@@ -107,6 +108,8 @@ def serve(args):
                 pool(command), args.callers, args.jobs_per_caller, args.throughput_warmup
             )
             answer = {"per_s": per_second, "elapsed_s": elapsed}
+        elif command == "ping":
+            answer = {}
         else:
             answer = {"error": f"unknown command {command!r}"}
         answer["python"] = sys.version.split()[0]

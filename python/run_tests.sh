@@ -51,7 +51,8 @@ env PATH="$NO_RUST_PATH" "$WHEEL_PY" -m pip install --quiet --disable-pip-versio
 
 echo "== pytest python/tests (against the installed wheel)"
 # From the repository root, `import subtask` finds the installed package, not python/.
-env PATH="$NO_RUST_PATH" "$WHEEL_PY" -m pytest -q -p no:cacheprovider python/tests "$@"
+env PATH="$NO_RUST_PATH" SUBTASK_TEST_EXPECT_ORJSON=1 "$WHEEL_PY" -m pytest -q -p no:cacheprovider \
+    python/tests "$@"
 echo "== examples/python_agent.py (offline, scripted)"
 env -u OPENAI_API_KEY PATH="$NO_RUST_PATH" "$WHEEL_PY" examples/python_agent.py > /dev/null
 echo "python checks passed"

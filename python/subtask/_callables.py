@@ -97,7 +97,8 @@ def resolve(
 ) -> Any:
     """``value``, or, when a callable returned an awaitable, what it resolves to.
 
-    With ``cancelled`` (a tool's flag), a coroutine running on a host loop is cancelled
+    With ``cancelled`` (the running tool's or model's own check, see
+    ``current_cancel_check``), a coroutine running on a host loop is cancelled
     (``asyncio.CancelledError`` inside it) as soon as its task is.
     """
     if not inspect.isawaitable(value):
@@ -114,6 +115,7 @@ def resolve(
             return future.result(timeout=_CANCEL_POLL)
         except concurrent.futures.TimeoutError:
             if cancelled():
+                # Raises CancelledError at once; the coroutine unwinds on its loop after
+                # this call has returned (its check answers True from then on).
                 future.cancel()
-                # Wait for the coroutine to unwind; it raises CancelledError (or returns).
                 return future.result()

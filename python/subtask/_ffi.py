@@ -32,6 +32,7 @@ __all__ = [
     "ABI_VERSION",
     "Canceller",
     "current_call_cancelled",
+    "current_cancel_check",
     "EventHandler",
     "Handler",
     "NativeRuntime",
@@ -71,22 +72,51 @@ def _running_here() -> List["_Callbacks"]:
     return stack
 
 
-#: While a host tool runs: a function saying whether its task was cancelled (a
-#: ``ContextVar``, so an async tool running on an event loop sees its own call's).
+class _ReplyCheck:
+    """Whether the task a callback works for was cancelled: asks the native reply while the
+    callback runs, and answers True once it has returned (the reply is freed then; whatever
+    still asks, a coroutine unwinding on an event loop, has outlived its call). The lock
+    keeps the reply alive for a question in flight on another thread."""
+
+    __slots__ = ("_lock", "_reply")
+
+    def __init__(self, reply: Any) -> None:
+        self._lock = threading.Lock()
+        # Invariant: the live reply while the callback runs, None after; under `_lock`.
+        self._reply: Any = reply
+
+    def __call__(self) -> bool:
+        with self._lock:
+            if self._reply is None:
+                return True
+            return bool(lib.subtask_reply_cancelled(self._reply))
+
+    def close(self) -> None:
+        with self._lock:
+            self._reply = None
+
+
+#: While a host tool or model runs: its call's :class:`_ReplyCheck` (a ``ContextVar``, so a
+#: coroutine running on an event loop for that call sees its own call's).
 _cancel_check: "contextvars.ContextVar[Optional[Callable[[], bool]]]" = contextvars.ContextVar(
     "subtask_cancel_check", default=None
 )
 
 
 def current_call_cancelled() -> bool:
-    """Whether the task the running host tool works for was cancelled or timed out; False
-    outside a tool call."""
+    """Whether the task the running host tool or model works for was cancelled or timed
+    out; False outside such a call."""
     check = _cancel_check.get()
     return check() if check is not None else False
 
 
+def current_cancel_check() -> Optional[Callable[[], bool]]:
+    """The running callback's own cancellation check, to hand to a coroutine it starts."""
+    return _cancel_check.get()
+
+
 def bind_cancel_check(check: Optional[Callable[[], bool]]) -> "contextvars.Token[Any]":
-    """Makes ``check`` the current tool call's cancellation flag (for a coroutine)."""
+    """Makes ``check`` the current call's cancellation flag (for a coroutine)."""
     return _cancel_check.set(check)
 
 
@@ -219,8 +249,9 @@ def _reply_callback(callbacks: _Callbacks, handler: Handler, ctype: str) -> Any:
 
     def trampoline(user_data: Any, input_json: Any, reply: Any) -> int:
         callbacks.enter()
-        # The reply is valid until this returns; the flag is unbound before.
-        token = _cancel_check.set(lambda: bool(lib.subtask_reply_cancelled(reply)))
+        # The reply is valid until this returns; the check lets go of it before.
+        check = _ReplyCheck(reply)
+        token = _cancel_check.set(check)
         try:
             code, text = handler(ffi.string(input_json))
             data = text if isinstance(text, bytes) else text.encode("utf-8", "replace")
@@ -230,6 +261,7 @@ def _reply_callback(callbacks: _Callbacks, handler: Handler, ctype: str) -> Any:
             return code
         finally:
             _cancel_check.reset(token)
+            check.close()
             callbacks.leave()
 
     # A failure in the trampoline itself reads as -1: an error, never a success.

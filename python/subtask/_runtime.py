@@ -32,7 +32,7 @@ from ._ffi import (
     Canceller,
     Handler,
     NativeRuntime,
-    current_call_cancelled,
+    current_cancel_check,
     validate_settings,
     wait_for_running_callbacks,
 )
@@ -87,17 +87,17 @@ def _seconds(value: Optional[Seconds]) -> Optional[float]:
     return value
 
 
-def _response_text(response: Any) -> Union[str, bytes]:
-    """A model callable's return value as Chat Completions JSON text (or UTF-8 bytes)."""
-    if isinstance(response, (str, bytes)):
+def _response_text(response: Any) -> str:
+    """A model callable's return value as Chat Completions JSON text."""
+    if isinstance(response, str):
         return response
-    if isinstance(response, bytearray):
-        return bytes(response)
+    if isinstance(response, (bytes, bytearray)):
+        return response.decode("utf-8")  # bad UTF-8 fails the run, clearly
     for method in ("model_dump", "to_dict"):  # pydantic models (openai), others
         if hasattr(response, method):
             response = getattr(response, method)()
             break
-    return _json.dumps_bytes(response)
+    return json.dumps(response)
 
 
 class Runtime:
@@ -348,12 +348,12 @@ class Runtime:
     def _model_handler(model: ModelCallable, loops: HostLoops) -> Handler:
         raw = is_raw_json(model)
 
-        def handle(request_json: bytes) -> Tuple[int, Union[str, bytes]]:
+        def handle(request_json: bytes) -> Tuple[int, str]:
             try:
                 request = (
                     request_json.decode("utf-8", "replace") if raw else _json.loads(request_json)
                 )
-                return 0, _response_text(resolve(model(request), loops, current_call_cancelled))
+                return 0, _response_text(resolve(model(request), loops, current_cancel_check()))
             except BaseException as exception:  # noqa: BLE001 - reported to the run
                 log.debug("the model callable raised", exc_info=True)
                 return 1, f"the model callable raised {_describe_exception(exception)}"
@@ -366,7 +366,7 @@ class Runtime:
             try:
                 return 0, tool.invoke(
                     input_json.decode("utf-8", "replace"),
-                    lambda value: resolve(value, loops, current_call_cancelled),
+                    lambda value: resolve(value, loops, current_cancel_check()),
                 )
             except BaseException as exception:  # noqa: BLE001 - reported to the model
                 log.debug("the tool %s raised", tool.name, exc_info=True)
@@ -447,7 +447,7 @@ class Runtime:
         not exceptions. Raises :class:`InvalidInput` when the call is refused before
         anything ran (the message names the field), :class:`Shutdown` after :meth:`close`.
         """
-        text = arguments if isinstance(arguments, str) else _json.dumps_bytes(arguments)
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
         native = self._enter()
         try:
             output = native.task(text)
@@ -465,7 +465,7 @@ class Runtime:
         their slots are free again before ``CancelledError`` reaches the awaiter. Async
         model, tool and event callables run on this loop while the call is in flight.
         """
-        text = arguments if isinstance(arguments, str) else _json.dumps_bytes(arguments)
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
         loop = asyncio.get_running_loop()
         native = self._enter()
         try:

@@ -11,8 +11,6 @@ import sys
 import typing
 from typing import Any, Callable, Dict, Generic, List, Optional, Tuple, TypeVar, Union, overload
 
-from . import _json
-
 __all__ = ["Tool", "tool", "as_tool"]
 
 R = TypeVar("R")
@@ -80,7 +78,7 @@ class Tool(Generic[R]):
 
         Raises whatever the function raises.
         """
-        # The standard library: a model may write integers beyond 64 bits, read exactly.
+        # The standard library, not orjson: a model may write integers beyond 64 bits.
         arguments = json.loads(input_json) if input_json.strip() else {}
         if not isinstance(arguments, dict):
             raise TypeError("the arguments must be a JSON object")
@@ -91,7 +89,7 @@ class Tool(Generic[R]):
             return ""
         if isinstance(result, str):
             return result
-        return _json.dumps(result, default=str)
+        return json.dumps(result, ensure_ascii=False, default=str)
 
 
 @overload

@@ -236,3 +236,28 @@ def test_a_model_callable_sees_its_task_time_out(make_runtime: Any) -> None:
     result = rt.task("wait please", "general-purpose", timeout_seconds=0.3)
     assert result.status == "timed_out", result
     assert saw_cancel.wait(BOUND), "the model callable never saw its task time out"
+
+
+def test_async_callables_can_ask_whether_their_task_was_cancelled(make_runtime: Any) -> None:
+    # On both paths an async callable takes: its own loop (a synchronous call) and the
+    # caller's loop (an asyncio call). The answer is False: nothing was cancelled.
+    seen: List[Any] = []
+
+    @subtask.tool
+    async def ask() -> str:
+        """Says whether its task was cancelled."""
+        seen.append(("tool", subtask.cancelled()))
+        return "asked"
+
+    async def model(request: Any) -> Any:
+        seen.append(("model", subtask.cancelled()))
+        return tool_then_answer("ask", {})(request)
+
+    rt = make_runtime(model, tools=[ask])
+    assert rt.task("go", "general-purpose").answer == "tool said: asked"
+
+    async def main() -> str:
+        return (await rt.atask("go", "general-purpose")).answer
+
+    assert asyncio.run(main()) == "tool said: asked"
+    assert seen == [("model", False), ("tool", False), ("model", False)] * 2

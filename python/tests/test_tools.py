@@ -89,7 +89,7 @@ def test_numpy_docstring_options_and_invoke() -> None:
     }
     assert paint.parameters["properties"]["coats"]["description"] == "How many coats."
     assert paint.parameters["required"] == ["colour", "coats"]
-    assert paint.invoke('{"colour": "red", "coats": 2}') == '{"colour":"red","coats":2}'
+    assert paint.invoke('{"colour": "red", "coats": 2}') == '{"colour": "red", "coats": 2}'
     assert paint.openai_definition()["function"]["name"] == "paint-it"
 
 

@@ -176,7 +176,9 @@ impl<T> TaskHandle<T> {
 
     /// Blocks until the first of `handles` ends, removes its handle from the vector and
     /// returns its index (before removal) and outcome; `None` for an empty vector. The other
-    /// tasks go on. Heartbeats and deadline checks continue for every task meanwhile.
+    /// tasks go on. Heartbeats and deadline checks continue for every task meanwhile. Never
+    /// runs a task on this thread, unlike [`wait`](Self::wait): from inside a job, a queued
+    /// child waits for a free execution thread (or its queue timeout).
     pub fn wait_any(handles: &mut Vec<TaskHandle<T>>) -> Option<(usize, Result<T, Error>)> {
         if handles.is_empty() {
             return None;

@@ -178,7 +178,8 @@ impl Runtime {
         self.owner.shared.stats()
     }
 
-    /// The live tasks (queued, running, and ended jobs still holding a thread), oldest first.
+    /// The live tasks (queued, running, and ended jobs still holding a thread), oldest first;
+    /// gathered a registry shard at a time, like [`Stats::live`].
     pub fn tasks(&self) -> Vec<TaskSnapshot> {
         self.owner.shared.tasks()
     }

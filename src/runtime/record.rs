@@ -71,7 +71,9 @@ struct State {
     queued: bool,
     /// A caller on one of the runtime's execution threads waits for this task and would run
     /// it itself once it is queued: only then does `enqueue` wake the caller (any other
-    /// caller would wake for nothing, once per queued task).
+    /// caller would wake for nothing, once per queued task). A flag, not a count: a task has
+    /// one waiter at most (its `TaskHandle`, which is not `Clone`; `wait_any` watches through
+    /// `watchers`, not this condition variable).
     helper_waiting: bool,
     /// This task's key in the timer's queue of waiting tasks. `Some` only while it is queued.
     armed: Option<Instant>,

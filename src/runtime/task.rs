@@ -186,7 +186,9 @@ pub struct Stats {
     /// Jobs that ended (timed out or cancelled) but ignore cancellation and still hold an
     /// execution thread.
     pub zombies: usize,
-    /// Task records held by the runtime (queued, running and zombie tasks).
+    /// Task records held by the runtime (queued, running and zombie tasks). Counted a
+    /// registry shard at a time: while tasks start and end, it may count a task that ended
+    /// during the count next to one that started during it.
     pub live: usize,
     /// Tasks admitted since the runtime started.
     pub submitted: u64,
