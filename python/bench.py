@@ -15,12 +15,14 @@ returns a prebuilt Chat Completions body. Measured, per call (medians and p99):
 - rust c_abi: the same call from Rust through the C ABI with an ``extern "C"`` callback
   (``benches/ffi.rs``, a separate process).
 
-The three Python paths run one call each in turn; "conversion" is the median over turns
-of python - callable - floor (the parsing of the ~9 KB request the callable receives as a
-dict, the writing of its reply, the arguments, the TaskResult and the wrappers), and
-"crossing" = cffi floor - rust c_abi. binding overhead = crossing + conversion. JSON goes
-through orjson when it is installed (``pip install "subtask-agents[fast]"``), else the
-standard library; ``SUBTASK_PURE_JSON=1`` compares the two.
+added by Python = python - callable - rust c_abi, the issue's figure. It is made of:
+"crossing" = the floor measured alone - rust c_abi; the "slowdown" of the native side when
+Python works between calls = the floor measured in turn with the Python paths - the floor
+alone; and "conversion" = the median over turns of python - callable - floor (the three
+Python paths run one call each in turn: parsing the ~9 KB request the callable receives as
+a dict, writing its reply, the arguments, the TaskResult and the wrappers). JSON is parsed
+by orjson when it is installed (``pip install "subtask-agents[fast]"``), else the standard
+library; ``SUBTASK_PURE_JSON=1`` compares the two.
 """
 
 from __future__ import annotations
@@ -145,6 +147,7 @@ def python_figures(workspace: str) -> Dict[str, List[float]]:
         "raw": [],
         "raw_callable": [],
         "floor": [],
+        "floor_alone": [],
     }
     with subtask.Runtime(model=model, transcripts=False, workspace=workspace) as runtime:
 
@@ -157,6 +160,11 @@ def python_figures(workspace: str) -> Dict[str, List[float]]:
         for _ in range(WARMUP):
             for call in calls.values():
                 call()
+        # The floor alone first: the crossing without Python work between calls.
+        for _ in range(SAMPLES):
+            started = time.perf_counter()
+            floor()
+            figures["floor_alone"].append(time.perf_counter() - started)
         inside.clear()
         inside_raw.clear()
         # One call of each path in turn, so every figure sees the same spells of the VM and
@@ -195,14 +203,15 @@ def main() -> None:
         "conversion_p50_us": paired_median_us(figures, "python", "callable", "floor"),
         "raw_conversion_p50_us": paired_median_us(figures, "raw", "raw_callable", "floor"),
     }
+    # What Python's work between calls costs the Rust side (cold caches): the floor in turn
+    # with the Python paths against the floor alone.
+    report["slowdown_p50_us"] = us["floor"]["p50"] - us["floor_alone"]["p50"]
     if rust is not None:
         rust_p50 = rust["c_abi"]["p50_us"]
         report["rust_us"] = rust
-        report["crossing_p50_us"] = us["floor"]["p50"] - rust_p50
-        report["binding_overhead_p50_us"] = report["crossing_p50_us"] + report["conversion_p50_us"]
-        report["raw_json_overhead_p50_us"] = (
-            report["crossing_p50_us"] + report["raw_conversion_p50_us"]
-        )
+        report["crossing_p50_us"] = us["floor_alone"]["p50"] - rust_p50
+        report["binding_overhead_p50_us"] = us["python"]["p50"] - us["callable"]["p50"] - rust_p50
+        report["raw_json_overhead_p50_us"] = us["raw"]["p50"] - us["raw_callable"]["p50"] - rust_p50
     if options.json:
         print(json.dumps(report))
         return
@@ -217,7 +226,8 @@ def main() -> None:
         ("  of which inside the callable", us["callable"]),
         ("Runtime.task(), @subtask.raw_json model callable", us["raw"]),
         ("  of which inside the callable", us["raw_callable"]),
-        ("lib.subtask_task, minimal cffi callback (no JSON)", us["floor"]),
+        ("lib.subtask_task, minimal cffi callback (no JSON), in turn", us["floor"]),
+        ("the same, alone (no Python work between calls)", us["floor_alone"]),
     ]
     if rust is not None:
         rows += [
@@ -228,21 +238,23 @@ def main() -> None:
         p50 = figure.get("p50", figure.get("p50_us"))
         p99 = figure.get("p99", figure.get("p99_us"))
         print(f"| {name} | {p50:.1f} µs | {p99:.1f} µs |")
+    if rust is not None:
+        print(
+            f"added by Python (p50 of python - callable - Rust C ABI): "
+            f"{report['binding_overhead_p50_us']:.1f} µs with dicts, "
+            f"{report['raw_json_overhead_p50_us']:.1f} µs with raw JSON; target <= 20 µs. "
+            f"Of it: crossing {report['crossing_p50_us']:.1f} µs (floor alone - Rust: the "
+            "call into C, the GIL taken on a Rust thread for the callback)"
+        )
     print(
-        f"conversion (p50 of python - callable - floor, per turn): "
-        f"{report['conversion_p50_us']:.1f} µs with dicts, "
+        f"slowdown of the native side between Python calls (floor in turn - floor alone): "
+        f"{report['slowdown_p50_us']:.1f} µs; conversion (median over turns of python - "
+        f"callable - floor): {report['conversion_p50_us']:.1f} µs with dicts, "
         f"{report['raw_conversion_p50_us']:.1f} µs with raw JSON (arguments, the request and "
         "reply, the TaskResult, the wrappers)"
     )
-    if rust is not None:
-        print(
-            f"binding overhead (p50): {report['binding_overhead_p50_us']:.1f} µs = crossing "
-            f"{report['crossing_p50_us']:.1f} µs (floor - Rust: cffi call + callback from a "
-            f"Rust thread, separate processes) + conversion; with raw JSON "
-            f"{report['raw_json_overhead_p50_us']:.1f} µs; target <= 20 µs"
-        )
     print(
-        f"(the crossing compares two processes: ~±15 µs run to run on a 2-vCPU VM; stdev of "
+        f"(Rust runs in another process: ~±15 µs run to run on a 2-vCPU VM; stdev of "
         f"python: {statistics.pstdev(figures['python']) * 1e6:.0f} µs)"
     )
 
