@@ -27,6 +27,11 @@ use subtask::tools::{Workspace, builtin_tools};
 
 const WARMUP: usize = 500;
 const SAMPLES: usize = 5_000;
+/// Idle time between two calls of the spaced measurement: long enough for the runtime's
+/// threads to park, as they do between the calls of a host that works in between (a Python
+/// agent loop), so the next call pays for waking them. Part of the workload, not a wait.
+const GAP: Duration = Duration::from_millis(1);
+const SPACED_SAMPLES: usize = 1_000;
 const ARGS: &str = r#"{"description": "Answer", "prompt": "What is six times seven?", "subagent_type": "general-purpose"}"#;
 const RESPONSE: &CStr = c"{\"choices\": [{\"message\": {\"role\": \"assistant\", \"content\": \"42\"}, \"finish_reason\": \"stop\"}]}";
 
@@ -37,7 +42,9 @@ fn main() {
     eprintln!("ffi bench: TaskTool::call_str with a Rust FunctionModel…");
     let direct = Samples::new(direct(&workspace));
     eprintln!("ffi bench: subtask_task with an extern \"C\" model callback…");
-    let c_abi = Samples::new(through_c_abi(&workspace));
+    let c_abi = Samples::new(through_c_abi(&workspace, Duration::ZERO));
+    eprintln!("ffi bench: the same, {GAP:?} apart…");
+    let c_abi_spaced = Samples::new(through_c_abi(&workspace, GAP));
 
     if json {
         println!(
@@ -46,6 +53,7 @@ fn main() {
                 "samples": SAMPLES,
                 "direct": direct.json(),
                 "c_abi": c_abi.json(),
+                "c_abi_spaced": c_abi_spaced.json(),
                 "c_abi_added_p50_us": micros(c_abi.percentile(50.0)) - micros(direct.percentile(50.0)),
             })
         );
@@ -55,6 +63,10 @@ fn main() {
         for (name, samples) in [
             ("TaskTool::call_str, Rust FunctionModel", &direct),
             ("subtask_task, extern \"C\" model callback", &c_abi),
+            (
+                "the same, 1 ms apart (the pools' threads parked)",
+                &c_abi_spaced,
+            ),
         ] {
             println!(
                 "| {name} | {:.1} µs | {:.1} µs |",
@@ -113,7 +125,7 @@ fn check(error: *mut subtask_error) {
     }
 }
 
-fn through_c_abi(workspace: &std::path::Path) -> Vec<Duration> {
+fn through_c_abi(workspace: &std::path::Path, gap: Duration) -> Vec<Duration> {
     let settings = CString::new(
         json!({"transcripts": "off", "workspace": workspace.to_string_lossy()}).to_string(),
     )
@@ -133,7 +145,7 @@ fn through_c_abi(workspace: &std::path::Path) -> Vec<Duration> {
         check(subtask_runtime_new(config, &mut runtime));
         subtask_config_free(config);
     }
-    let samples = measure(|| {
+    let call = || {
         let mut out: *mut c_char = ptr::null_mut();
         // SAFETY: a live runtime, a NUL-terminated argument, a writable out-parameter; the
         // string it receives is freed once.
@@ -142,10 +154,30 @@ fn through_c_abi(workspace: &std::path::Path) -> Vec<Duration> {
             black_box(CStr::from_ptr(out).to_bytes().len());
             subtask_string_free(out);
         }
-    });
+    };
+    let samples = if gap.is_zero() {
+        measure(call)
+    } else {
+        measure_spaced(call, gap)
+    };
     // SAFETY: no call on it is running any more.
     unsafe { subtask_runtime_free(runtime) };
     samples
+}
+
+/// Like `measure`, with `gap` of idle time before each call (not timed).
+fn measure_spaced(mut call: impl FnMut(), gap: Duration) -> Vec<Duration> {
+    for _ in 0..WARMUP / 10 {
+        call();
+    }
+    (0..SPACED_SAMPLES)
+        .map(|_| {
+            std::thread::sleep(gap);
+            let started = Instant::now();
+            call();
+            started.elapsed()
+        })
+        .collect()
 }
 
 fn measure(mut call: impl FnMut()) -> Vec<Duration> {
