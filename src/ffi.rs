@@ -581,13 +581,9 @@ pub unsafe extern "C" fn subtask_config_set_model(
     user_data: *mut c_void,
 ) -> *mut subtask_error {
     guard(|| {
-        // SAFETY: NULL or a live config, per the header.
-        let config =
-            unsafe { config.as_mut() }.ok_or_else(|| Error::invalid_input("`config` is NULL"))?;
-        // SAFETY: NUL-terminated per the header.
-        let name = unsafe { text_arg(name, "name") }?.to_string();
-        let callback = callback.ok_or_else(|| Error::invalid_input("`callback` is NULL"))?;
-        config.model = Some(callback_model(name, callback, UserData(user_data)));
+        // SAFETY: as this function's own contract.
+        let (config, _, model) = unsafe { host_model_args(config, name, callback, user_data) }?;
+        config.model = Some(model);
         Ok(())
     })
 }
@@ -618,22 +614,40 @@ pub unsafe extern "C" fn subtask_config_add_model(
     user_data: *mut c_void,
 ) -> *mut subtask_error {
     guard(|| {
-        // SAFETY: NULL or a live config, per the header.
-        let config =
-            unsafe { config.as_mut() }.ok_or_else(|| Error::invalid_input("`config` is NULL"))?;
-        // SAFETY: NUL-terminated per the header.
-        let name = unsafe { text_arg(name, "name") }?.to_string();
+        // SAFETY: as this function's own contract.
+        let (config, name, model) = unsafe { host_model_args(config, name, callback, user_data) }?;
         if name.trim().is_empty() {
             return Err(Error::invalid_input(
                 "`name` is empty; give the model name agent files and task calls use",
             ));
         }
-        let callback = callback.ok_or_else(|| Error::invalid_input("`callback` is NULL"))?;
-        let model = callback_model(name.clone(), callback, UserData(user_data));
         config.models.retain(|(known, _)| *known != name);
         config.models.push((name, model));
         Ok(())
     })
+}
+
+/// The arguments of `subtask_config_set_model` and `subtask_config_add_model`: the config,
+/// the model's name, and the host callback as a chat model of that name.
+///
+/// # Safety
+///
+/// As those functions': `config` is NULL or a live config used by no other thread, `name` is
+/// NULL or NUL-terminated.
+unsafe fn host_model_args<'a>(
+    config: *mut subtask_config,
+    name: *const c_char,
+    callback: subtask_model_callback,
+    user_data: *mut c_void,
+) -> Result<(&'a mut subtask_config, String, Arc<dyn ChatModel>), Error> {
+    // SAFETY: NULL or a live config, per the caller's contract.
+    let config =
+        unsafe { config.as_mut() }.ok_or_else(|| Error::invalid_input("`config` is NULL"))?;
+    // SAFETY: NUL-terminated per the caller's contract.
+    let name = unsafe { text_arg(name, "name") }?.to_string();
+    let callback = callback.ok_or_else(|| Error::invalid_input("`callback` is NULL"))?;
+    let model = callback_model(name.clone(), callback, UserData(user_data));
+    Ok((config, name, model))
 }
 
 /// A chat model whose requests go to a host callback.
