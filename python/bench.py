@@ -10,21 +10,20 @@ returns a prebuilt Chat Completions body. Measured, per call (medians and p99):
 - python: ``Runtime.task()`` end to end, the model callable taking and returning dicts;
 - raw: the same with a :func:`subtask.raw_json` model callable (JSON text in and out);
 - callable: time inside the user's model callable (subtracted: it is the host's own work);
-- cffi floor: ``lib.subtask_task`` with a minimal cffi callback that sets a fixed reply
-  (no JSON parsing, no dataclasses): the cost of crossing into C and being called back;
+- floor: ``lib.subtask_task`` with a minimal cffi callback that sets a fixed reply (no
+  JSON parsing, no result objects): crossing into C and being called back, nothing else;
 - rust c_abi: the same call from Rust through the C ABI with an ``extern "C"`` callback
-  (``benches/ffi.rs``, a separate process).
+  (``benches/ffi.rs``, a separate process), and rust direct: ``TaskTool::call_str``.
 
-added by Python = python - callable - rust c_abi, the issue's figure; it is also given
-against Rust calls made 1 ms apart (``c_abi_spaced``), which like the Python paths' calls
-find the runtime's threads parked and pay for waking them. It is made of:
-"crossing" = the floor measured alone - rust c_abi; the "slowdown" of the native side when
-Python works between calls = the floor measured in turn with the Python paths - the floor
-alone; and "conversion" = the median over turns of python - callable - floor (the three
-Python paths run one call each in turn: parsing the ~9 KB request the callable receives as
-a dict, writing its reply, the arguments, the TaskResult and the wrappers). JSON is parsed
-by orjson when it is installed (``pip install "subtask-agents[fast]"``), else the standard
-library; ``SUBTASK_PURE_JSON=1`` compares the two.
+Each path is measured in two regimes, as ``benches/ffi.rs`` measures Rust: back to back
+(calls in a row, the runtime's threads still warm) and 1 ms apart (idle time before each
+call, as a host works between two ``task`` calls: the threads park, the next call wakes
+them). added by Python = python - callable - rust c_abi in the same regime, the issue's
+figure; the floor minus rust c_abi is what cffi's call and callback alone cost, and the
+"conversion" is the median over turns (1 ms apart, the paths in turn) of python -
+callable - floor: the arguments, the request and reply, the result objects, the wrappers.
+JSON is parsed by orjson when it is installed (``pip install "subtask-agents[fast]"``),
+else the standard library; ``SUBTASK_PURE_JSON=1`` compares the two.
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 # Run as a script, this file's directory (python/, the package's sources without the
 # native module) comes first on sys.path: import the installed package instead.
@@ -59,6 +58,9 @@ RESPONSE: Dict[str, Any] = {
 }
 WARMUP = 300
 SAMPLES = 3000
+#: Idle time before each spaced call, as `GAP` in benches/ffi.rs.
+GAP = 0.001
+SPACED_SAMPLES = 1000
 
 
 def percentile(samples: List[float], percent: float) -> float:
@@ -143,14 +145,7 @@ def python_figures(workspace: str) -> Dict[str, List[float]]:
             ARGS["prompt"], ARGS["subagent_type"], description=ARGS["description"]
         ).ok
 
-    figures: Dict[str, List[float]] = {
-        "python": [],
-        "callable": [],
-        "raw": [],
-        "raw_callable": [],
-        "floor": [],
-        "floor_alone": [],
-    }
+    figures: Dict[str, List[float]] = {}
     with subtask.Runtime(model=model, transcripts=False, workspace=workspace) as runtime:
 
         def task() -> None:
@@ -159,28 +154,47 @@ def python_figures(workspace: str) -> Dict[str, List[float]]:
             ).ok
 
         calls = {"python": task, "raw": raw_task, "floor": floor}
+        inside_of = {"python": inside, "raw": inside_raw}
         for _ in range(WARMUP):
             for call in calls.values():
                 call()
-        # The floor alone first: the crossing without Python work between calls.
-        for _ in range(SAMPLES):
-            started = time.perf_counter()
-            floor()
-            figures["floor_alone"].append(time.perf_counter() - started)
-        inside.clear()
-        inside_raw.clear()
-        # One call of each path in turn, so every figure sees the same spells of the VM and
-        # the i-th samples of two paths can be subtracted pairwise.
-        for _ in range(SAMPLES):
-            for name, call in calls.items():
-                started = time.perf_counter()
+        # Back to back, each path alone, as `benches/ffi.rs` measures Rust's `c_abi`.
+        for name, call in calls.items():
+            for _ in range(WARMUP):
                 call()
-                figures[name].append(time.perf_counter() - started)
-        figures["callable"] = list(inside)
-        figures["raw_callable"] = list(inside_raw)
+            for times in inside_of.values():
+                times.clear()
+            figures[name] = measure(call, SAMPLES, gap=0.0)
+            if name in inside_of:
+                figures[name + "_callable"] = list(inside_of[name])
+        # GAP apart, as Rust's `c_abi_spaced`: a host does other work between two `task`
+        # calls, and the runtime's threads park meanwhile. One call of each path in turn,
+        # so the i-th calls of two paths can be subtracted pairwise.
+        for times in inside_of.values():
+            times.clear()
+        for name in calls:
+            figures[name + "_spaced"] = []
+        for _ in range(SPACED_SAMPLES):
+            for name, call in calls.items():
+                figures[name + "_spaced"] += measure(call, 1, gap=GAP)
+        figures["python_spaced_callable"] = list(inside)
+        figures["raw_spaced_callable"] = list(inside_raw)
     raw_runtime.close()
     lib.subtask_runtime_free(floor_runtime[0])
     return figures
+
+
+def measure(call: Callable[[], None], samples: int, gap: float) -> List[float]:
+    """``samples`` timings of ``call``, each after ``gap`` seconds of idle time (not
+    timed: part of the workload, as in ``benches/ffi.rs``)."""
+    times = []
+    for _ in range(samples):
+        if gap:
+            time.sleep(gap)
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return times
 
 
 def main() -> None:
@@ -198,82 +212,92 @@ def main() -> None:
         for name, s in figures.items()
     }
     report: Dict[str, Any] = {
-        "samples": len(figures["python"]),
+        "samples": SAMPLES,
+        "spaced_samples": SPACED_SAMPLES,
         "python_us": us,
         "json": "orjson" if subtask_json.FAST else "json (standard library)",
         # Paired: the same turn's floor call (and time inside the callable) subtracted.
-        "conversion_p50_us": paired_median_us(figures, "python", "callable", "floor"),
-        "raw_conversion_p50_us": paired_median_us(figures, "raw", "raw_callable", "floor"),
+        "conversion_spaced_p50_us": paired_median_us(
+            figures, "python_spaced", "python_spaced_callable", "floor_spaced"
+        ),
+        "raw_conversion_spaced_p50_us": paired_median_us(
+            figures, "raw_spaced", "raw_spaced_callable", "floor_spaced"
+        ),
     }
-    # What Python's work between calls costs the Rust side (cold caches): the floor in turn
-    # with the Python paths against the floor alone.
-    report["slowdown_p50_us"] = us["floor"]["p50"] - us["floor_alone"]["p50"]
     if rust is not None:
-        rust_p50 = rust["c_abi"]["p50_us"]
         report["rust_us"] = rust
-        report["crossing_p50_us"] = us["floor_alone"]["p50"] - rust_p50
-        report["binding_overhead_p50_us"] = us["python"]["p50"] - us["callable"]["p50"] - rust_p50
-        report["raw_json_overhead_p50_us"] = us["raw"]["p50"] - us["raw_callable"]["p50"] - rust_p50
-        # Against Rust calls 1 ms apart: like the Python paths' calls (each follows the
-        # other paths' calls), they find the pools' threads parked.
-        spaced_p50 = rust["c_abi_spaced"]["p50_us"]
-        report["overhead_vs_spaced_p50_us"] = (
-            us["python"]["p50"] - us["callable"]["p50"] - spaced_p50
-        )
-        report["raw_overhead_vs_spaced_p50_us"] = (
-            us["raw"]["p50"] - us["raw_callable"]["p50"] - spaced_p50
-        )
+        for regime, suffix, reference in (
+            ("back_to_back", "", rust["c_abi"]["p50_us"]),
+            ("spaced", "_spaced", rust["c_abi_spaced"]["p50_us"]),
+        ):
+            report[regime] = {
+                # What the issue calls "added by Python": Python's call minus the same call
+                # from Rust through the C ABI, the user's own callable left out.
+                "added_p50_us": added(us, "python" + suffix, reference),
+                "raw_added_p50_us": added(us, "raw" + suffix, reference),
+                # The floor: cffi's call and callback with no Python work.
+                "crossing_p50_us": us["floor" + suffix]["p50"] - reference,
+            }
     if options.json:
         print(json.dumps(report))
         return
 
     print(
-        f"a trivial task (one model turn answered at once), {report['samples']} calls of each "
-        f"path in turn, python {sys.version.split()[0]}, JSON by {report['json']}"
+        f"a trivial task (one model turn answered at once), python {sys.version.split()[0]}, "
+        f"JSON by {report['json']}; back to back: {SAMPLES} calls of each path in a row; "
+        f"1 ms apart: {SPACED_SAMPLES} calls of each path in turn, each after 1 ms idle"
     )
-    print("| path | p50 | p99 |\n|---|---|---|")
+    print("| path | back to back p50 | p99 | 1 ms apart p50 | p99 |\n|---|---|---|---|---|")
     rows = [
-        ("Runtime.task(), Python model callable", us["python"]),
-        ("  of which inside the callable", us["callable"]),
-        ("Runtime.task(), @subtask.raw_json model callable", us["raw"]),
-        ("  of which inside the callable", us["raw_callable"]),
-        ("lib.subtask_task, minimal cffi callback (no JSON), in turn", us["floor"]),
-        ("the same, alone (no Python work between calls)", us["floor_alone"]),
+        ("Python: Runtime.task(), model callable on dicts", "python", "python_spaced"),
+        ("  of which inside the callable", "python_callable", "python_spaced_callable"),
+        ("Python: Runtime.task(), @subtask.raw_json callable", "raw", "raw_spaced"),
+        ("  of which inside the callable", "raw_callable", "raw_spaced_callable"),
+        ("Python: lib.subtask_task, minimal cffi callback", "floor", "floor_spaced"),
     ]
+    cells = [(label, us[back], us[spaced]) for label, back, spaced in rows]
     if rust is not None:
-        rows += [
-            ('subtask_task from Rust, extern "C" callback', rust["c_abi"]),
-            ("the same, 1 ms apart (the pools' threads parked)", rust["c_abi_spaced"]),
-            ("TaskTool::call_str from Rust (no C ABI)", rust["direct"]),
-        ]
-    for name, figure in rows:
-        p50 = figure.get("p50", figure.get("p50_us"))
-        p99 = figure.get("p99", figure.get("p99_us"))
-        print(f"| {name} | {p50:.1f} µs | {p99:.1f} µs |")
+        cells.append(
+            (
+                'C ABI from Rust: subtask_task, extern "C" callback',
+                {"p50": rust["c_abi"]["p50_us"], "p99": rust["c_abi"]["p99_us"]},
+                {"p50": rust["c_abi_spaced"]["p50_us"], "p99": rust["c_abi_spaced"]["p99_us"]},
+            )
+        )
+    for label, back, spaced in cells:
+        print(
+            f"| {label} | {back['p50']:.1f} µs | {back['p99']:.1f} µs "
+            f"| {spaced['p50']:.1f} µs | {spaced['p99']:.1f} µs |"
+        )
     if rust is not None:
+        direct = rust["direct"]
         print(
-            f"added by Python (p50 of python - callable - Rust C ABI): "
-            f"{report['binding_overhead_p50_us']:.1f} µs with dicts, "
-            f"{report['raw_json_overhead_p50_us']:.1f} µs with raw JSON; target <= 20 µs. "
-            f"Of it: crossing {report['crossing_p50_us']:.1f} µs (floor alone - Rust: the "
-            "call into C, the GIL taken on a Rust thread for the callback)"
+            f"| Rust: TaskTool::call_str, FunctionModel | {direct['p50_us']:.1f} µs "
+            f"| {direct['p99_us']:.1f} µs | | |"
         )
-        print(
-            f"against Rust calls 1 ms apart (threads parked between calls, as between the "
-            f"Python paths' calls): {report['overhead_vs_spaced_p50_us']:.1f} µs with dicts, "
-            f"{report['raw_overhead_vs_spaced_p50_us']:.1f} µs with raw JSON"
-        )
+        for regime, label in (("back_to_back", "back to back"), ("spaced", "1 ms apart")):
+            figure = report[regime]
+            print(
+                f"added by Python, {label} (p50 of Python - callable - C ABI from Rust): "
+                f"{figure['added_p50_us']:.1f} µs with dicts, {figure['raw_added_p50_us']:.1f} µs "
+                f"with raw JSON; the cffi floor {figure['crossing_p50_us']:.1f} µs; "
+                "target <= 20 µs"
+            )
     print(
-        f"slowdown of the native side between Python calls (floor in turn - floor alone): "
-        f"{report['slowdown_p50_us']:.1f} µs; conversion (median over turns of python - "
-        f"callable - floor): {report['conversion_p50_us']:.1f} µs with dicts, "
-        f"{report['raw_conversion_p50_us']:.1f} µs with raw JSON (arguments, the request and "
-        "reply, the TaskResult, the wrappers)"
+        f"conversion, 1 ms apart (median over turns of Python - callable - floor): "
+        f"{report['conversion_spaced_p50_us']:.1f} µs with dicts, "
+        f"{report['raw_conversion_spaced_p50_us']:.1f} µs with raw JSON (arguments, the "
+        "request and reply, the result, the wrappers)"
     )
     print(
-        f"(Rust runs in another process: ~±15 µs run to run on a 2-vCPU VM; stdev of "
-        f"python: {statistics.pstdev(figures['python']) * 1e6:.0f} µs)"
+        "(Rust runs in another process: ~±15 µs run to run on a 2-vCPU VM; stdev of Python "
+        f"back to back: {statistics.pstdev(figures['python']) * 1e6:.0f} µs)"
     )
+
+
+def added(us: Dict[str, Dict[str, float]], path: str, reference_p50: float) -> float:
+    """``path``'s p50 minus the time inside its callable and the reference's p50."""
+    return us[path]["p50"] - us[path + "_callable"]["p50"] - reference_p50
 
 
 if __name__ == "__main__":

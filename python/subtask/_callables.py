@@ -26,6 +26,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _RAW = "__subtask_raw_json__"
 
+#: What callables return most often, never awaitable: `resolve` answers at once for these
+#: (the ABC check of `inspect.isawaitable` is the slow part of a model reply's way back).
+_PLAIN = frozenset({str, bytes, dict, list, type(None)})
+
 #: How often a thread waiting for an async tool checks whether its task was cancelled.
 _CANCEL_POLL = 0.05
 
@@ -101,7 +105,7 @@ def resolve(
     ``current_cancel_check``), a coroutine running on a host loop is cancelled
     (``asyncio.CancelledError`` inside it) as soon as its task is.
     """
-    if not inspect.isawaitable(value):
+    if type(value) in _PLAIN or not inspect.isawaitable(value):
         return value
     coroutine: Coroutine[Any, Any, Any] = _checked(value, cancelled)
     loop = loops.current()

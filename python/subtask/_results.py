@@ -4,12 +4,12 @@ core through the C ABI; nothing here rebuilds them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional, Type, TypeVar
 
 from ._errors import CANCELLED, OTHER, TIMEOUT, error_for_code
 
-__all__ = ["Usage", "TaskResult", "TaskOutput"]
+__all__ = ["Usage", "TaskResult", "TaskOutput", "output_from_native", "result_from_native"]
 
 T = TypeVar("T")
 
@@ -197,3 +197,33 @@ class TaskOutput:
                 "text": data.get("text") or "",
             },
         )
+
+
+# What the native layer writes (`output_json` in src/ffi.rs): a result's keys are exactly
+# TaskResult's fields and its usage's Usage's, with their types (tests/test_json.py checks).
+_RESULT_KEYS = frozenset(item.name for item in fields(TaskResult))
+_USAGE_KEYS = frozenset(item.name for item in fields(Usage))
+
+
+def result_from_native(data: Dict[str, Any]) -> TaskResult:
+    """A result from a freshly parsed native output: the dict (owned by the caller, not
+    kept elsewhere) becomes the instance's fields, only ``usage`` an object. Several times
+    faster than :meth:`TaskResult.from_json`, which any other shape goes through."""
+    if data.keys() != _RESULT_KEYS or data["usage"].keys() != _USAGE_KEYS:
+        return TaskResult.from_json(data)
+    data["usage"] = _built(Usage, data["usage"])
+    return _built(TaskResult, data)
+
+
+def output_from_native(data: Dict[str, Any]) -> TaskOutput:
+    """:func:`result_from_native` for a whole call's output."""
+    return _built(
+        TaskOutput,
+        {
+            "results": [result_from_native(result) for result in data["results"]],
+            "is_error": bool(data["is_error"]),
+            "usage": Usage.from_json(data["usage"]),
+            "duration_ms": int(data["duration_ms"]),
+            "text": data["text"],
+        },
+    )

@@ -36,7 +36,7 @@ from ._ffi import (
     validate_settings,
     wait_for_running_callbacks,
 )
-from ._results import TaskOutput, TaskResult
+from ._results import TaskOutput, TaskResult, output_from_native, result_from_native
 from ._tools import Tool, as_tool
 
 __all__ = ["Runtime", "ModelCallable", "EventCallable"]
@@ -447,13 +447,18 @@ class Runtime:
         not exceptions. Raises :class:`InvalidInput` when the call is refused before
         anything ran (the message names the field), :class:`Shutdown` after :meth:`close`.
         """
+        return output_from_native(self._call(arguments))
+
+    def _call(self, arguments: Union[str, Mapping[str, Any]]) -> Dict[str, Any]:
+        """Runs a ``task`` call; returns its output freshly parsed."""
         text = arguments if isinstance(arguments, str) else json.dumps(arguments)
         native = self._enter()
         try:
             output = native.task(text)
         finally:
             self._leave()
-        return TaskOutput.from_json(_json.loads(output))
+        parsed: Dict[str, Any] = _json.loads(output)
+        return parsed
 
     async def acall(self, arguments: Union[str, Mapping[str, Any]]) -> TaskOutput:
         """:meth:`call`, awaitable: the call runs on a thread of its own, so the event loop
@@ -465,6 +470,10 @@ class Runtime:
         their slots are free again before ``CancelledError`` reaches the awaiter. Async
         model, tool and event callables run on this loop while the call is in flight.
         """
+        return output_from_native(await self._acall(arguments))
+
+    async def _acall(self, arguments: Union[str, Mapping[str, Any]]) -> Dict[str, Any]:
+        """:meth:`acall`'s output freshly parsed."""
         text = arguments if isinstance(arguments, str) else json.dumps(arguments)
         loop = asyncio.get_running_loop()
         native = self._enter()
@@ -524,7 +533,8 @@ class Runtime:
             raise
         finally:
             self._loops.leave(loop)
-        return TaskOutput.from_json(_json.loads(output))
+        parsed: Dict[str, Any] = _json.loads(output)
+        return parsed
 
     def task(
         self,
@@ -574,7 +584,7 @@ class Runtime:
             resume=resume,
             **fields,
         )
-        return _only_result(self.call(arguments))
+        return _only_result(self._call(arguments))
 
     async def atask(
         self,
@@ -610,7 +620,7 @@ class Runtime:
             resume=resume,
             **fields,
         )
-        return _only_result(await self.acall(arguments))
+        return _only_result(await self._acall(arguments))
 
     def task_parallel(self, tasks: Sequence[Mapping[str, Any]]) -> List[TaskResult]:
         """Runs several independent tasks at once (one ``task`` call with ``tasks``) and
@@ -621,12 +631,13 @@ class Runtime:
         the rest wait for a slot. A bad task refuses the whole call (:class:`InvalidInput`)
         and runs nothing; runs that fail are results, as in :meth:`task`.
         """
-        return self.call(_many_tasks(tasks)).results
+        return [result_from_native(result) for result in self._call(_many_tasks(tasks))["results"]]
 
     async def atask_parallel(self, tasks: Sequence[Mapping[str, Any]]) -> List[TaskResult]:
         """:meth:`task_parallel`, awaitable; cancelling the awaiting task cancels every run
         (see :meth:`acall`)."""
-        return (await self.acall(_many_tasks(tasks))).results
+        output = await self._acall(_many_tasks(tasks))
+        return [result_from_native(result) for result in output["results"]]
 
     def tool_definition(self, format: str = "openai") -> Dict[str, Any]:
         """The ``task`` tool's definition for a model: ``format`` ``"openai"``
@@ -716,10 +727,12 @@ def _many_tasks(tasks: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
     return {"tasks": many}
 
 
-def _only_result(output: TaskOutput) -> TaskResult:
-    if len(output.results) != 1:  # pragma: no cover - one task, one model: one run
-        raise Error(f"expected one result, got {len(output.results)}", 12)
-    return output.results[0]
+def _only_result(output: Dict[str, Any]) -> TaskResult:
+    """The one result of a parsed output (one task, one model: one run)."""
+    results = output["results"]
+    if len(results) != 1:  # pragma: no cover - a bug in the native layer
+        raise Error(f"expected one result, got {len(results)}", 12)
+    return result_from_native(results[0])
 
 
 def _description(prompt: str) -> str:

@@ -15,7 +15,13 @@ import pytest
 import subtask
 from conftest import reply
 from subtask import _json
-from subtask._results import TaskOutput, TaskResult, Usage
+from subtask._results import (
+    TaskOutput,
+    TaskResult,
+    Usage,
+    output_from_native,
+    result_from_native,
+)
 
 
 @pytest.mark.skipif(
@@ -107,3 +113,26 @@ def test_a_model_returning_bytes_that_are_not_utf8_fails_the_run_clearly(
     result = rt.task("ping", "explore")
     assert result.status == "failed"
     assert "UnicodeDecodeError" in (result.error or ""), result.error
+
+
+def test_the_native_output_takes_the_fast_way_to_results(make_runtime: Any) -> None:
+    # result_from_native trusts the native layer to write exactly TaskResult's fields (and
+    # Usage's): if src/ffi.rs adds or renames one, this fails instead of every result
+    # silently going the slow, defensive way.
+    rt = make_runtime(lambda request: reply("done", prompt_tokens=7))
+    output = rt._call({"prompt": "hi", "subagent_type": "explore", "description": "hi"})
+    (data,) = output["results"]
+    assert set(data) == {field.name for field in dataclasses.fields(TaskResult)}
+    assert set(data["usage"]) == {field.name for field in dataclasses.fields(Usage)}
+    slow = TaskResult.from_json(json.loads(json.dumps(data)))
+    fast = result_from_native(data)
+    assert fast == slow and fast.usage.input_tokens == 7 and fast.answer == "done"
+    assert vars(fast).keys() == vars(slow).keys()
+    text = json.dumps({"prompt": "hi", "subagent_type": "explore", "description": "hi"})
+    whole = output_from_native(rt._call(text))
+    assert isinstance(whole, TaskOutput) and whole.results[0].answer == "done"
+
+
+def test_results_from_another_shape_go_the_defensive_way() -> None:
+    result = result_from_native({"answer": "a", "status": "completed", "usage": {}})
+    assert result == TaskResult(answer="a", status="completed")
