@@ -57,10 +57,10 @@ RESPONSE: Dict[str, Any] = {
     "choices": [{"message": {"role": "assistant", "content": "42"}, "finish_reason": "stop"}]
 }
 WARMUP = 300
+#: Calls of each path back to back; a third as many 1 ms apart (`--samples`).
 SAMPLES = 3000
 #: Idle time before each spaced call, as `GAP` in benches/ffi.rs.
 GAP = 0.001
-SPACED_SAMPLES = 1000
 
 
 def percentile(samples: List[float], percent: float) -> float:
@@ -97,7 +97,9 @@ def rust_figures() -> Optional[Dict[str, Any]]:
     return dict(json.loads(done.stdout.decode().strip().splitlines()[-1]))
 
 
-def python_figures(workspace: str) -> Dict[str, List[float]]:
+def python_figures(workspace: str, samples: int) -> Dict[str, List[float]]:
+    warmup = min(WARMUP, samples)
+    spaced_samples = max(1, samples // 3)
     inside: List[float] = []
 
     def model(request: Dict[str, Any]) -> Dict[str, Any]:
@@ -155,16 +157,16 @@ def python_figures(workspace: str) -> Dict[str, List[float]]:
 
         calls = {"python": task, "raw": raw_task, "floor": floor}
         inside_of = {"python": inside, "raw": inside_raw}
-        for _ in range(WARMUP):
+        for _ in range(warmup):
             for call in calls.values():
                 call()
         # Back to back, each path alone, as `benches/ffi.rs` measures Rust's `c_abi`.
         for name, call in calls.items():
-            for _ in range(WARMUP):
+            for _ in range(warmup):
                 call()
             for times in inside_of.values():
                 times.clear()
-            figures[name] = measure(call, SAMPLES, gap=0.0)
+            figures[name] = measure(call, samples, gap=0.0)
             if name in inside_of:
                 figures[name + "_callable"] = list(inside_of[name])
         # GAP apart, as Rust's `c_abi_spaced`: a host does other work between two `task`
@@ -174,7 +176,7 @@ def python_figures(workspace: str) -> Dict[str, List[float]]:
             times.clear()
         for name in calls:
             figures[name + "_spaced"] = []
-        for _ in range(SPACED_SAMPLES):
+        for _ in range(spaced_samples):
             for name, call in calls.items():
                 figures[name + "_spaced"] += measure(call, 1, gap=GAP)
         figures["python_spaced_callable"] = list(inside)
@@ -201,19 +203,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-rust", action="store_true", help="skip cargo bench --bench ffi")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=SAMPLES,
+        help=f"calls of each path back to back (default {SAMPLES}); a third as many spaced",
+    )
     options = parser.parse_args()
 
     rust = None if options.no_rust else rust_figures()
     print("measuring the Python side...", file=sys.stderr)
     with tempfile.TemporaryDirectory() as workspace:
-        figures = python_figures(workspace)
+        figures = python_figures(workspace, options.samples)
     us = {
         name: {"p50": percentile(s, 50) * 1e6, "p99": percentile(s, 99) * 1e6}
         for name, s in figures.items()
     }
     report: Dict[str, Any] = {
-        "samples": SAMPLES,
-        "spaced_samples": SPACED_SAMPLES,
+        "samples": len(figures["python"]),
+        "spaced_samples": len(figures["python_spaced"]),
         "python_us": us,
         "json": "orjson" if subtask_json.FAST else "json (standard library)",
         # Paired: the same turn's floor call (and time inside the callable) subtracted.
@@ -244,8 +252,8 @@ def main() -> None:
 
     print(
         f"a trivial task (one model turn answered at once), python {sys.version.split()[0]}, "
-        f"JSON by {report['json']}; back to back: {SAMPLES} calls of each path in a row; "
-        f"1 ms apart: {SPACED_SAMPLES} calls of each path in turn, each after 1 ms idle"
+        f"JSON by {report['json']}; back to back: {report['samples']} calls of each path in a row; "
+        f"1 ms apart: {report['spaced_samples']} calls of each path in turn, each after 1 ms idle"
     )
     print("| path | back to back p50 | p99 | 1 ms apart p50 | p99 |\n|---|---|---|---|---|")
     rows = [
@@ -289,9 +297,10 @@ def main() -> None:
         f"{report['raw_conversion_spaced_p50_us']:.1f} µs with raw JSON (arguments, the "
         "request and reply, the result, the wrappers)"
     )
+    rust_note = "Rust runs in another process: ~±15 µs run to run on a 2-vCPU VM; " if rust else ""
     print(
-        "(Rust runs in another process: ~±15 µs run to run on a 2-vCPU VM; stdev of Python "
-        f"back to back: {statistics.pstdev(figures['python']) * 1e6:.0f} µs)"
+        f"({rust_note}stdev of Python back to back: "
+        f"{statistics.pstdev(figures['python']) * 1e6:.0f} µs)"
     )
 
 

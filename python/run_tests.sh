@@ -53,6 +53,8 @@ echo "== pytest python/tests (against the installed wheel)"
 # From the repository root, `import subtask` finds the installed package, not python/.
 env PATH="$NO_RUST_PATH" SUBTASK_TEST_EXPECT_ORJSON=1 "$WHEEL_PY" -m pytest -q -p no:cacheprovider \
     python/tests "$@"
+echo "== python/bench.py (a few calls: it runs; figures come from a full run)"
+env PATH="$NO_RUST_PATH" "$WHEEL_PY" python/bench.py --no-rust --samples 30 > /dev/null
 echo "== examples/python_agent.py (offline, scripted)"
 env -u OPENAI_API_KEY PATH="$NO_RUST_PATH" "$WHEEL_PY" examples/python_agent.py > /dev/null
 echo "python checks passed"

@@ -27,6 +27,7 @@ mod config;
 mod delivery;
 mod events;
 mod handle;
+mod handoff;
 mod janitor;
 mod pool;
 mod record;

@@ -5,7 +5,9 @@
 //! `recv()` while holding a `Mutex<Receiver>`, so every job woke two threads, which doubled
 //! the context switches of a round trip; and it can neither join its threads nor bound the
 //! wait for them, which shutdown needs. Each crew's owner feeds its threads on a typed
-//! crossbeam channel of its own (an `Arc<Record>`, not a boxed closure).
+//! queue of its own (an `Arc<Record>`, not a boxed closure): the scheduler and execution
+//! threads on a [`Handoff`](super::handoff::Handoff), which wakes the thread idle last, the
+//! others on crossbeam channels.
 
 use std::thread::JoinHandle;
 use std::time::Instant;

@@ -16,12 +16,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 
 use super::delivery::{self, Delivery};
 use super::events::{EventKind, Observer, ProgressReport};
 use super::handle::{JobContext, TaskHandle};
+use super::handoff::Handoff;
 use super::janitor::{self, Chore, Janitor};
 use super::pool::Crew;
 use super::record::{Record, Runner};
@@ -51,11 +51,12 @@ pub(crate) struct Shared {
     capacity_used: AtomicUsize,
     /// Which execution threads are free and which tasks wait for one.
     slots: Mutex<Slots>,
-    /// Admitted tasks on their way to a scheduler thread; `None` stops one.
-    to_schedulers: Sender<Option<Arc<Record>>>,
-    /// Placed tasks on their way to the free execution thread reserved for them; `None`
-    /// stops one.
-    to_executors: Sender<Option<Arc<Record>>>,
+    /// Admitted tasks on their way to a scheduler thread (the one idle last); `None` stops
+    /// one.
+    to_schedulers: Arc<Handoff<Option<Arc<Record>>>>,
+    /// Placed tasks on their way to the free execution thread reserved for them (the one
+    /// idle last); `None` stops one.
+    to_executors: Arc<Handoff<Option<Arc<Record>>>>,
     /// Every thread the runtime started, by role.
     crews: Crews,
     next_seq: AtomicU64,
@@ -137,8 +138,6 @@ impl Shared {
         observers: Vec<Arc<dyn Observer>>,
     ) -> Result<Arc<Shared>, Error> {
         let execution_threads = config.execution_threads();
-        let (to_schedulers, for_schedulers) = crossbeam_channel::unbounded();
-        let (to_executors, for_executors) = crossbeam_channel::unbounded();
         let (delivery, mailboxes) = Delivery::new(observers);
         let (janitor, chores) = Janitor::new();
         let shared = Arc::new(Shared {
@@ -152,8 +151,8 @@ impl Shared {
                 free: execution_threads,
                 waiting: VecDeque::new(),
             }),
-            to_schedulers,
-            to_executors,
+            to_schedulers: Handoff::new(),
+            to_executors: Handoff::new(),
             crews: Crews {
                 timer: Crew::new("subtask-timer"),
                 schedulers: Crew::new("subtask-scheduler"),
@@ -168,8 +167,7 @@ impl Shared {
             drained: Condvar::new(),
             config,
         });
-        if let Err(error) = shared.spawn_threads(&for_schedulers, &for_executors, chores, mailboxes)
-        {
+        if let Err(error) = shared.spawn_threads(chores, mailboxes) {
             shared.close();
             shared.stop_threads();
             return Err(error);
@@ -179,29 +177,27 @@ impl Shared {
 
     fn spawn_threads(
         self: &Arc<Self>,
-        for_schedulers: &Receiver<Option<Arc<Record>>>,
-        for_executors: &Receiver<Option<Arc<Record>>>,
-        chores: Receiver<Chore>,
+        chores: crossbeam_channel::Receiver<Chore>,
         mailboxes: Vec<delivery::MailboxThread>,
     ) -> Result<(), Error> {
         let shared = self.clone();
         self.crews.timer.spawn(0, move |_| shared.run_timer())?;
         for n in 0..self.config.scheduler_threads() {
             let shared = self.clone();
-            let receiver = for_schedulers.clone();
+            let tasks = self.to_schedulers.consumer();
             self.crews.schedulers.spawn(n, move |_| {
                 let _thread = OnRuntimeThread::enter(&shared, None);
-                while let Ok(Some(record)) = receiver.recv() {
+                while let Some(record) = tasks.recv() {
                     shared.place(record);
                 }
             })?;
         }
         for n in 0..self.config.execution_threads() {
             let shared = self.clone();
-            let receiver = for_executors.clone();
+            let tasks = self.to_executors.consumer();
             self.crews
                 .executors
-                .spawn(n, move |slot| shared.execute(slot, &receiver))?;
+                .spawn(n, move |slot| shared.execute(slot, &tasks))?;
         }
         let shared = self.clone();
         self.crews.janitor.spawn(0, move |_| {

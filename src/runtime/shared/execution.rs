@@ -7,9 +7,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::Receiver;
-
 use super::super::handle::JobContext;
+use super::super::handoff::Consumer;
 use super::super::record::{Record, Start};
 use super::super::task::TaskStatus;
 use super::super::{CancelReason, drop_quietly, panic_message};
@@ -27,9 +26,9 @@ impl Shared {
             }
             slots.free -= 1;
             drop(slots);
-            if let Err(error) = self.to_executors.send(Some(record)) {
+            if let Err(unsent) = self.to_executors.send(Some(record)) {
                 // The execution threads have stopped (shutdown): nobody will run it.
-                let record = error.into_inner().expect("a task was sent");
+                let record = unsent.expect("a task was sent");
                 self.cancel_task(&record, "because the runtime shut down");
             }
             return;
@@ -46,9 +45,9 @@ impl Shared {
     }
 
     /// An execution thread: runs what it is handed, then whatever waits, until nothing does.
-    pub(super) fn execute(self: &Arc<Self>, slot: usize, tasks: &Receiver<Option<Arc<Record>>>) {
+    pub(super) fn execute(self: &Arc<Self>, slot: usize, tasks: &Consumer<Option<Arc<Record>>>) {
         let _thread = OnRuntimeThread::enter(self, Some(slot));
-        while let Ok(Some(first)) = tasks.recv() {
+        while let Some(first) = tasks.recv() {
             let mut next = Some(first);
             while let Some(record) = next {
                 // `run` holds every unwind point in guards; this is the sentinel that keeps
