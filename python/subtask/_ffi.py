@@ -61,15 +61,14 @@ Handler = Callable[[bytes], Tuple[int, Union[str, bytes]]]
 #: An event callback's Python side: takes the event's JSON (UTF-8 bytes). It must not raise.
 EventHandler = Callable[[bytes], None]
 
-_callback_state = threading.local()
+
+class _ThreadCallbacks(threading.local):
+    def __init__(self) -> None:
+        #: The callback sets whose calls are running on this thread (innermost last).
+        self.stack: List["_Callbacks"] = []
 
 
-def _running_here() -> List["_Callbacks"]:
-    """The callback sets whose calls are running on this thread (innermost last)."""
-    stack: Optional[List[_Callbacks]] = getattr(_callback_state, "stack", None)
-    if stack is None:
-        stack = _callback_state.stack = []
-    return stack
+_here = _ThreadCallbacks()
 
 
 class _ReplyCheck:
@@ -192,10 +191,10 @@ class _Callbacks:
     def enter(self) -> None:
         with self.lock:
             self.running += 1
-        _running_here().append(self)
+        _here.stack.append(self)
 
     def leave(self) -> None:
-        _running_here().pop()
+        _here.stack.pop()
         with self.lock:
             self.running -= 1
             done = self.released and self.running == 0
@@ -363,7 +362,7 @@ class NativeRuntime:
 
     def called_back_here(self) -> bool:
         """Whether the current thread is inside one of this runtime's callbacks."""
-        return self._callbacks in _running_here()
+        return self._callbacks in _here.stack
 
     def free(self) -> None:
         """Frees the runtime: cancels its tasks and waits for them (``shutdown_grace`` at

@@ -317,7 +317,7 @@ class Runtime:
     def _leave(self) -> None:
         with self._lock:
             self._running -= 1
-            if self._running == 0:
+            if self._running == 0 and self._closed:  # only `close` waits for it
                 self._idle.notify_all()
 
     def _build(self) -> NativeRuntime:
@@ -572,17 +572,19 @@ class Runtime:
         arguments = _one_task(
             prompt,
             subagent_type,
-            description=description,
-            model=model,
-            cwd=cwd,
-            tools=tools,
-            read_only=read_only,
-            context=context,
-            files=files,
-            output=output,
-            timeout_seconds=timeout_seconds,
-            resume=resume,
-            **fields,
+            description,
+            {
+                "model": model,
+                "cwd": cwd,
+                "tools": tools,
+                "read_only": read_only,
+                "context": context,
+                "files": files,
+                "output": output,
+                "timeout_seconds": timeout_seconds,
+                "resume": resume,
+                **fields,
+            },
         )
         return _only_result(self._call(arguments))
 
@@ -608,17 +610,19 @@ class Runtime:
         arguments = _one_task(
             prompt,
             subagent_type,
-            description=description,
-            model=model,
-            cwd=cwd,
-            tools=tools,
-            read_only=read_only,
-            context=context,
-            files=files,
-            output=output,
-            timeout_seconds=timeout_seconds,
-            resume=resume,
-            **fields,
+            description,
+            {
+                "model": model,
+                "cwd": cwd,
+                "tools": tools,
+                "read_only": read_only,
+                "context": context,
+                "files": files,
+                "output": output,
+                "timeout_seconds": timeout_seconds,
+                "resume": resume,
+                **fields,
+            },
         )
         return _only_result(await self._acall(arguments))
 
@@ -683,24 +687,28 @@ class Runtime:
             self._leave()
 
 
-def _task_arguments(**fields: Any) -> Dict[str, Any]:
+def _task_arguments(fields: Mapping[str, Any]) -> Dict[str, Any]:
     """One task's fields as the ``task`` tool takes them (``None`` left out)."""
-    arguments: Dict[str, Any] = {}
-    for key, value in fields.items():
-        if value is None:
-            continue
-        if key == "timeout_seconds":
-            value = _seconds(value)
-        elif key == "cwd":
-            value = os.fspath(value)
-        elif key in ("files", "tools") and not isinstance(value, str):
-            value = [os.fspath(item) for item in value]
-        arguments[key] = value
-    return arguments
+    return {key: _argument(key, value) for key, value in fields.items() if value is not None}
 
 
-def _one_task(prompt: str, subagent_type: str, **fields: Any) -> Dict[str, Any]:
-    model = fields.get("model")
+def _argument(key: str, value: Any) -> Any:
+    """One field's value as JSON takes it (paths as strings, durations in seconds)."""
+    if key == "timeout_seconds":
+        return _seconds(value)
+    if key == "cwd":
+        return os.fspath(value)
+    if key in ("files", "tools") and not isinstance(value, str):
+        return [os.fspath(item) for item in value]
+    return value
+
+
+def _one_task(
+    prompt: str, subagent_type: str, description: Optional[str], optional: Dict[str, Any]
+) -> Dict[str, Any]:
+    """The arguments of a one-task call: the three fields every task has, then the
+    ``optional`` ones that are set."""
+    model = optional["model"]
     if model is not None and not isinstance(model, str):
         raise InvalidInput(
             "`model` must be one model here; for a list of models use Runtime.call(), "
@@ -709,9 +717,15 @@ def _one_task(prompt: str, subagent_type: str, **fields: Any) -> Dict[str, Any]:
         )
     if not isinstance(prompt, str) or not isinstance(subagent_type, str):
         raise InvalidInput("`prompt` and `subagent_type` must be strings", 1)
-    if fields.get("description") is None:
-        fields["description"] = _description(prompt)
-    return _task_arguments(prompt=prompt, subagent_type=subagent_type, **fields)
+    arguments = {
+        "prompt": prompt,
+        "subagent_type": subagent_type,
+        "description": _description(prompt) if description is None else description,
+    }
+    for key, value in optional.items():
+        if value is not None:
+            arguments[key] = _argument(key, value)
+    return arguments
 
 
 def _many_tasks(tasks: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
@@ -723,7 +737,7 @@ def _many_tasks(tasks: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
         fields.setdefault("subagent_type", "general-purpose")
         if "description" not in fields and isinstance(fields.get("prompt"), str):
             fields["description"] = _description(fields["prompt"])
-        many.append(_task_arguments(**fields))
+        many.append(_task_arguments(fields))
     return {"tasks": many}
 
 
