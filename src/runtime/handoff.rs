@@ -1,20 +1,22 @@
 //! How the scheduler and execution threads get their work: a queue that hands each item to
-//! the thread that went idle last.
+//! a thread still polling for work, else to the thread that parked last.
 //!
 //! A crossbeam channel wakes its blocked receivers in the order they blocked, so calls made
 //! one after another visit every thread of a pool in turn, each one parked for longest and
 //! coldest: its stack, its allocator's thread cache and, for a Python host, the
-//! interpreter's state for that thread. Waking the thread that parked last keeps one warm
-//! thread per pool doing sequential work. `cargo bench --features mimalloc --bench ffi`, a
-//! trivial task through the C ABI with calls 1 ms apart: 280–327 µs p50 on the channel,
-//! 213–247 µs here (three runs each on a 2-vCPU VM); back to back and `cargo bench --bench
-//! facade` (round trip, 16-caller throughput) unchanged.
+//! interpreter's state for that thread. Here a thread that has just finished its work polls
+//! the queue for a while (spinning, then yielding: crossbeam's `Backoff`, as a channel's
+//! `recv` does) and gets the next item without being woken; once parked, the thread that
+//! parked last is woken first. Sequential work stays on one or two warm threads per pool.
 //!
-//! Under load nothing changes: items wait in a FIFO queue that every thread drains before
-//! it parks again, and a thread that finds it empty checks it a few more times (spinning,
-//! then yielding: crossbeam's `Backoff`, as a channel's `recv` does) before it parks.
-//! Without the yields, sequential calls gain another ~15 % but 16 callers on 2 cores lose
-//! 45 % of their throughput.
+//! Measured on a 2-vCPU VM, three runs each, p50: `cargo bench --features mimalloc --bench
+//! ffi` (a trivial task through the C ABI) back to back 122–144 µs on the channel, 98–115 µs
+//! here; 1 ms apart 280–327 µs, 213–244 µs. `cargo bench --bench facade`: round trip
+//! (17–19 µs) and 16-caller throughput (134–161k jobs/s) within the channel's range.
+//! Parking at once instead of polling gained another ~15 % on sequential calls but cost 16
+//! callers on 2 cores 45 % of their throughput.
+//!
+//! Under load items wait in a FIFO queue, which every thread drains before it parks again.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -29,6 +31,11 @@ pub(crate) struct Handoff<T> {
     /// `state.queue.len()`, written under the lock, read without it: a consumer about to
     /// park polls it instead of the lock. A hint only; the queue itself decides.
     queued: AtomicUsize,
+    /// Consumers polling the queue before they park. Raised without the lock as one starts
+    /// (a sender that misses it wakes a parked consumer instead: harmless), lowered under the
+    /// lock as it takes an item or parks, so a sender holding the lock never counts one that
+    /// has stopped polling. Each polling consumer takes one queued item before it may park.
+    spinning: AtomicUsize,
 }
 
 struct State<T> {
@@ -67,6 +74,7 @@ impl<T> Handoff<T> {
                 consumers: 0,
             }),
             queued: AtomicUsize::new(0),
+            spinning: AtomicUsize::new(0),
         })
     }
 
@@ -82,14 +90,21 @@ impl<T> Handoff<T> {
         }
     }
 
-    /// Gives `item` to the consumer that parked last, or queues it when none is parked.
+    /// Queues `item` for a consumer that is polling the queue, else gives it to the
+    /// consumer that parked last, else queues it for the next one done with its work.
     /// Returns it when no consumer is left.
     pub(crate) fn send(&self, item: T) -> Result<(), T> {
         let mut state = self.state.lock();
         if state.consumers == 0 {
             return Err(item);
         }
-        let Some(parked) = state.idle.pop() else {
+        let polling = self.spinning.load(Ordering::Relaxed);
+        let parked = if state.queue.len() < polling {
+            None // one of them takes it, without a wake-up
+        } else {
+            state.idle.pop()
+        };
+        let Some(parked) = parked else {
             state.queue.push_back(item);
             self.queued.store(state.queue.len(), Ordering::Relaxed);
             return Ok(());
@@ -107,15 +122,18 @@ impl<T> Consumer<T> {
     pub(crate) fn recv(&self) -> T {
         let handoff = &*self.handoff;
         let backoff = Backoff::new();
+        handoff.spinning.fetch_add(1, Ordering::Relaxed);
         loop {
             if backoff.is_completed() || handoff.queued.load(Ordering::Relaxed) > 0 {
                 let mut state = handoff.state.lock();
                 if let Some(item) = state.queue.pop_front() {
                     handoff.queued.store(state.queue.len(), Ordering::Relaxed);
+                    handoff.spinning.fetch_sub(1, Ordering::Relaxed);
                     return item;
                 }
                 if backoff.is_completed() {
                     state.idle.push(self.parked.clone());
+                    handoff.spinning.fetch_sub(1, Ordering::Relaxed);
                     break;
                 }
             }
@@ -181,6 +199,37 @@ mod tests {
         assert_eq!(got.recv().unwrap(), (1, 20));
         first.join().unwrap();
         second.join().unwrap();
+    }
+
+    #[test]
+    fn a_polling_consumer_takes_one_item_without_a_wake_up_and_a_parked_one_the_next() {
+        let handoff = Handoff::new();
+        let (got_tx, got) = crossbeam_channel::unbounded();
+        let parked = park(1, handoff.consumer(), got_tx);
+        wait_until_idle(&handoff, 1);
+        // A consumer between two jobs, polling before it parks (its thread is elsewhere).
+        let polling = handoff.consumer();
+        handoff.spinning.fetch_add(1, Ordering::Relaxed);
+        handoff.send(10).unwrap();
+        assert_eq!(
+            handoff.state.lock().queue.len(),
+            1,
+            "kept for the polling consumer"
+        );
+        assert_eq!(
+            handoff.state.lock().idle.len(),
+            1,
+            "the parked one still sleeps"
+        );
+        // One queued item per polling consumer: the next goes to the parked one.
+        handoff.send(20).unwrap();
+        assert_eq!(got.recv().unwrap(), (1, 20));
+        handoff.spinning.fetch_sub(1, Ordering::Relaxed);
+        assert_eq!(polling.recv(), 10);
+        parked.join().unwrap();
+        let state = handoff.state.lock();
+        assert_eq!((state.queue.len(), state.idle.len()), (0, 0));
+        assert_eq!(handoff.spinning.load(Ordering::Relaxed), 0);
     }
 
     #[test]
@@ -258,5 +307,6 @@ mod tests {
         assert_eq!(seen, (0..SENDERS * PER_SENDER).collect::<Vec<_>>());
         let state = handoff.state.lock();
         assert!(state.queue.is_empty() && state.consumers == 0);
+        assert_eq!(handoff.spinning.load(Ordering::Relaxed), 0);
     }
 }
