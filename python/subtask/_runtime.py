@@ -447,11 +447,10 @@ class Runtime:
         not exceptions. Raises :class:`InvalidInput` when the call is refused before
         anything ran (the message names the field), :class:`Shutdown` after :meth:`close`.
         """
-        return output_from_native(self._call(arguments))
+        return output_from_native(self._call(_json_text(arguments)))
 
-    def _call(self, arguments: Union[str, Mapping[str, Any]]) -> Dict[str, Any]:
-        """Runs a ``task`` call; returns its output freshly parsed."""
-        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    def _call(self, text: Union[str, bytes]) -> Dict[str, Any]:
+        """Runs a ``task`` call given as JSON text; returns its output freshly parsed."""
         native = self._enter()
         try:
             output = native.task(text)
@@ -470,11 +469,10 @@ class Runtime:
         their slots are free again before ``CancelledError`` reaches the awaiter. Async
         model, tool and event callables run on this loop while the call is in flight.
         """
-        return output_from_native(await self._acall(arguments))
+        return output_from_native(await self._acall(_json_text(arguments)))
 
-    async def _acall(self, arguments: Union[str, Mapping[str, Any]]) -> Dict[str, Any]:
-        """:meth:`acall`'s output freshly parsed."""
-        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    async def _acall(self, text: Union[str, bytes]) -> Dict[str, Any]:
+        """:meth:`acall` given JSON text; returns its output freshly parsed."""
         loop = asyncio.get_running_loop()
         native = self._enter()
         try:
@@ -586,7 +584,7 @@ class Runtime:
                 **fields,
             },
         )
-        return _only_result(self._call(arguments))
+        return _only_result(self._call(_json.dumps_arguments(arguments)))
 
     async def atask(
         self,
@@ -624,7 +622,7 @@ class Runtime:
                 **fields,
             },
         )
-        return _only_result(await self._acall(arguments))
+        return _only_result(await self._acall(_json.dumps_arguments(arguments)))
 
     def task_parallel(self, tasks: Sequence[Mapping[str, Any]]) -> List[TaskResult]:
         """Runs several independent tasks at once (one ``task`` call with ``tasks``) and
@@ -635,12 +633,13 @@ class Runtime:
         the rest wait for a slot. A bad task refuses the whole call (:class:`InvalidInput`)
         and runs nothing; runs that fail are results, as in :meth:`task`.
         """
-        return [result_from_native(result) for result in self._call(_many_tasks(tasks))["results"]]
+        output = self._call(json.dumps(_many_tasks(tasks)))
+        return [result_from_native(result) for result in output["results"]]
 
     async def atask_parallel(self, tasks: Sequence[Mapping[str, Any]]) -> List[TaskResult]:
         """:meth:`task_parallel`, awaitable; cancelling the awaiting task cancels every run
         (see :meth:`acall`)."""
-        output = await self._acall(_many_tasks(tasks))
+        output = await self._acall(json.dumps(_many_tasks(tasks)))
         return [result_from_native(result) for result in output["results"]]
 
     def tool_definition(self, format: str = "openai") -> Dict[str, Any]:
@@ -685,6 +684,11 @@ class Runtime:
             return dict(_json.loads(native.stats()))
         finally:
             self._leave()
+
+
+def _json_text(arguments: Union[str, Mapping[str, Any]]) -> str:
+    """A ``task`` call's arguments as JSON text (text is taken as it is)."""
+    return arguments if isinstance(arguments, str) else json.dumps(arguments)
 
 
 def _task_arguments(fields: Mapping[str, Any]) -> Dict[str, Any]:

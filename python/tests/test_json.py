@@ -120,7 +120,7 @@ def test_the_native_output_takes_the_fast_way_to_results(make_runtime: Any) -> N
     # Usage's): if src/ffi.rs adds or renames one, this fails instead of every result
     # silently going the slow, defensive way.
     rt = make_runtime(lambda request: reply("done", prompt_tokens=7))
-    output = rt._call({"prompt": "hi", "subagent_type": "explore", "description": "hi"})
+    output = rt._call(json.dumps({"prompt": "hi", "subagent_type": "explore", "description": "hi"}))
     (data,) = output["results"]
     assert set(data) == {field.name for field in dataclasses.fields(TaskResult)}
     assert set(data["usage"]) == {field.name for field in dataclasses.fields(Usage)}
@@ -136,3 +136,36 @@ def test_the_native_output_takes_the_fast_way_to_results(make_runtime: Any) -> N
 def test_results_from_another_shape_go_the_defensive_way() -> None:
     result = result_from_native({"answer": "a", "status": "completed", "usage": {}})
     assert result == TaskResult(answer="a", status="completed")
+
+
+@pytest.mark.parametrize(
+    "arguments, plain",
+    [
+        ({"prompt": "héllo \u2028 \x00", "subagent_type": "explore", "read_only": True}, True),
+        ({"prompt": "p", "timeout_seconds": 1.5, "tools": ["read"], "n": 2**63 - 1}, True),
+        ({"prompt": "p", "timeout_seconds": float("nan")}, False),
+        ({"prompt": "p", "timeout_seconds": float("inf")}, False),
+        ({"prompt": "p", "n": 2**70}, False),
+        ({"prompt": "p", "tools": ("read",)}, False),
+    ],
+)
+def test_task_arguments_are_written_as_the_standard_library_writes_them(
+    arguments: Any, plain: bool
+) -> None:
+    written = _json.dumps_arguments(arguments)
+    if plain:
+        # orjson's text (when installed) holds the same values as the standard library's.
+        assert isinstance(written, bytes) == _json.FAST
+        assert json.loads(written) == json.loads(json.dumps(arguments))
+    else:
+        # Not plain: the standard library's own text (NaN stays NaN, which the native layer
+        # refuses, where orjson would write null and the run would take the default).
+        assert written == json.dumps(arguments)
+
+
+def test_a_task_with_a_nan_timeout_is_refused_not_run_with_the_default(
+    make_runtime: Any,
+) -> None:
+    rt = make_runtime()
+    with pytest.raises(subtask.InvalidInput):
+        rt.task("ping", "explore", timeout_seconds=float("nan"))
