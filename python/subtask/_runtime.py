@@ -726,9 +726,7 @@ def _one_task(
         "subagent_type": subagent_type,
         "description": _description(prompt) if description is None else description,
     }
-    for key, value in optional.items():
-        if value is not None:
-            arguments[key] = _argument(key, value)
+    arguments.update(_task_arguments(optional))
     return arguments
 
 

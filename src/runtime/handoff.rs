@@ -39,9 +39,11 @@ pub(crate) struct Handoff<T> {
 }
 
 struct State<T> {
-    /// Items sent while no consumer was idle, oldest first. Invariant: empty whenever
-    /// `idle` is not (a consumer parks only after finding the queue empty, and a send
-    /// queues only when nobody is parked).
+    /// Items waiting for a consumer, oldest first. Invariant: every item has a taker —
+    /// while `idle` is not empty, at most as many items as consumers polling (a consumer
+    /// parks only after finding the queue empty; a send queues one more item only for a
+    /// polling consumer or when nobody is parked; a polling consumer leaves the count only
+    /// by taking an item or by parking on an empty queue).
     queue: VecDeque<T>,
     /// Consumers parked in `recv`, the most recently idle last. Invariant: each one's slot
     /// is empty and it waits on its condition variable (or is about to).

@@ -6,8 +6,8 @@
 //! the context switches of a round trip; and it can neither join its threads nor bound the
 //! wait for them, which shutdown needs. Each crew's owner feeds its threads on a typed
 //! queue of its own (an `Arc<Record>`, not a boxed closure): the scheduler and execution
-//! threads on a [`Handoff`](super::handoff::Handoff), which wakes the thread idle last, the
-//! others on crossbeam channels.
+//! threads on a [`Handoff`](super::handoff::Handoff), which keeps sequential work on warm
+//! threads, the others on crossbeam channels.
 
 use std::thread::JoinHandle;
 use std::time::Instant;

@@ -51,11 +51,11 @@ pub(crate) struct Shared {
     capacity_used: AtomicUsize,
     /// Which execution threads are free and which tasks wait for one.
     slots: Mutex<Slots>,
-    /// Admitted tasks on their way to a scheduler thread (the one idle last); `None` stops
-    /// one.
+    /// Admitted tasks on their way to a scheduler thread (one still polling for work, else
+    /// the one idle last: see `handoff`); `None` stops one.
     to_schedulers: Arc<Handoff<Option<Arc<Record>>>>,
-    /// Placed tasks on their way to the free execution thread reserved for them (the one
-    /// idle last); `None` stops one.
+    /// Placed tasks on their way to the free execution thread reserved for them (chosen as
+    /// for `to_schedulers`); `None` stops one.
     to_executors: Arc<Handoff<Option<Arc<Record>>>>,
     /// Every thread the runtime started, by role.
     crews: Crews,
