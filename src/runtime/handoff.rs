@@ -109,6 +109,10 @@ impl<T> Handoff<T> {
         let Some(parked) = parked else {
             state.queue.push_back(item);
             self.queued.store(state.queue.len(), Ordering::Relaxed);
+            debug_assert!(
+                state.idle.is_empty() || state.queue.len() <= self.spinning.load(Ordering::Relaxed),
+                "an item queued with nobody to take it"
+            );
             return Ok(());
         };
         // Popped: no other sender can reach this consumer until it parks again.
