@@ -18,7 +18,9 @@
 //!
 //! Under load items wait in a FIFO queue, which every thread drains before it parks again.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -61,10 +63,13 @@ struct Parked<T> {
     filled: Condvar,
 }
 
-/// A thread's end of a [`Handoff`]: takes items with [`recv`](Self::recv).
+/// A thread's end of a [`Handoff`]: takes items with [`recv`](Self::recv). `Send`, not
+/// `Sync`: two threads in `recv` on one consumer would park the same `Parked` twice and the
+/// second item handed to it would overwrite the first.
 pub(crate) struct Consumer<T> {
     handoff: Arc<Handoff<T>>,
     parked: Arc<Parked<T>>,
+    _not_sync: PhantomData<Cell<()>>,
 }
 
 impl<T> Handoff<T> {
@@ -82,13 +87,20 @@ impl<T> Handoff<T> {
 
     /// A new consumer, for one thread.
     pub(crate) fn consumer(self: &Arc<Self>) -> Consumer<T> {
-        self.state.lock().consumers += 1;
+        let mut state = self.state.lock();
+        state.consumers += 1;
+        // Room for every consumer in `idle`: the push in `recv`, between the two changes
+        // of `spinning`, then never allocates (so never unwinds).
+        let room = state.consumers - state.idle.len();
+        state.idle.reserve(room);
+        drop(state);
         Consumer {
             handoff: self.clone(),
             parked: Arc::new(Parked {
                 slot: Mutex::new(None),
                 filled: Condvar::new(),
             }),
+            _not_sync: PhantomData,
         }
     }
 
@@ -159,10 +171,14 @@ impl<T> Consumer<T> {
 
 impl<T> Drop for Consumer<T> {
     fn drop(&mut self) {
-        // A consumer is dropped by its own thread, never while parked in `recv`.
+        // Never while in `recv` (a consumer is not `Sync`): its thread's, or, when that
+        // thread could not be started, the one that made it.
         self.handoff.state.lock().consumers -= 1;
     }
 }
+
+#[cfg(test)]
+mod stress;
 
 #[cfg(test)]
 mod tests {
